@@ -1,0 +1,14 @@
+//! # pastry
+//!
+//! An embeddable node of a Pastry overlay (Rowstron & Druschel, Middleware 2001).
+#![warn(missing_docs)]
+
+pub mod id;
+pub mod rng;
+pub mod time;
+pub mod util;
+pub mod wire;
+
+pub use id::{DigitBits, Id, NodeHandle, ParseIdError};
+pub use rng::Rng;
+pub use time::{Duration, Instant};

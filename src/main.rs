@@ -1,0 +1,5 @@
+//! The `pastry` command.
+
+fn main() {
+    println!("pastry {}", env!("CARGO_PKG_VERSION"));
+}
