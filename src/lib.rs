@@ -12,3 +12,12 @@ pub mod wire;
 pub use id::{DigitBits, Id, NodeHandle, ParseIdError};
 pub use rng::Rng;
 pub use time::{Duration, Instant};
+pub mod leafset;
+pub mod neighborhood;
+pub mod router;
+pub mod routing_table;
+
+pub use leafset::LeafSet;
+pub use neighborhood::NeighborhoodSet;
+pub use router::{next_hop, NextHop};
+pub use routing_table::RoutingTable;

@@ -1,7 +1,7 @@
 //! The frame: header, body, crc32 trailer. (Codec to be completed: see issue 2.)
 
-use crate::id::Id;
 use super::message::MessageType;
+use crate::id::Id;
 
 /// The two magic bytes that open every frame: `"Py"`.
 pub const MAGIC: [u8; 2] = *b"Py";
