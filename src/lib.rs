@@ -21,3 +21,4 @@ pub use leafset::LeafSet;
 pub use neighborhood::NeighborhoodSet;
 pub use router::{next_hop, NextHop};
 pub use routing_table::RoutingTable;
+pub mod node;

@@ -1,0 +1,243 @@
+//! Joining (paper §3.1, with MSPastry's consistency rule): the newcomer asks a bootstrap node to
+//! route a join request toward the newcomer's id; every node on the path sends it the routing
+//! rows it shares, the bootstrap its neighbourhood set, the root its leaf set. The newcomer probes
+//! what it learns, announces itself to every leaf-set member, and becomes active only when each
+//! of them has answered.
+
+use core::fmt;
+use core::net::SocketAddr;
+
+use super::timers::Timer;
+use super::{Event, Node, Phase};
+use crate::id::{Id, NodeHandle};
+use crate::time::{Duration, Instant};
+use crate::util::FxHashSet;
+use crate::wire::{join_flags, Message, RowEntries};
+
+/// Why `join` refused to start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinError {
+    /// The bootstrap list is empty.
+    NoBootstrap,
+    /// The node has already started (or stopped).
+    AlreadyStarted,
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JoinError::NoBootstrap => "join needs at least one bootstrap address",
+            JoinError::AlreadyStarted => "the node has already started",
+        })
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// The newcomer's side of a join.
+#[derive(Debug, Default)]
+pub(super) struct JoinState {
+    bootstraps: Vec<SocketAddr>,
+    next: usize,
+    attempts: u32,
+    join_id: u64,
+    retry_at: Instant,
+    root_replied: bool,
+    /// Leaf-set members announced to that have not answered yet.
+    awaiting: FxHashSet<Id>,
+}
+
+impl Node {
+    /// Joins the overlay through `bootstraps` (tried round robin, with backoff). Progress is
+    /// reported by [`Event::Joined`] or, after `join_attempts` tries, [`Event::JoinFailed`].
+    ///
+    /// # Errors
+    /// [`JoinError`] when the list is empty or the node has started already.
+    pub fn join(&mut self, now: Instant, bootstraps: &[SocketAddr]) -> Result<(), JoinError> {
+        if bootstraps.is_empty() {
+            return Err(JoinError::NoBootstrap);
+        }
+        if self.phase != Phase::Idle {
+            return Err(JoinError::AlreadyStarted);
+        }
+        self.phase = Phase::Joining;
+        self.join = JoinState {
+            bootstraps: bootstraps.to_vec(),
+            ..JoinState::default()
+        };
+        self.send_join_request(now);
+        Ok(())
+    }
+
+    fn send_join_request(&mut self, now: Instant) {
+        let j = &mut self.join;
+        j.attempts += 1;
+        j.join_id = self.rng.next_u64();
+        let dst = j.bootstraps[j.next % j.bootstraps.len()];
+        j.next += 1;
+        let backoff = 1u64 << (j.attempts - 1).min(3);
+        j.retry_at = now + Duration(self.cfg.join_timeout.as_micros() * backoff);
+        let (at, join_id) = (j.retry_at, j.join_id);
+        self.timers.set(at, Timer::JoinRetry);
+        let msg = Message::JoinRequest {
+            joiner: self.me,
+            join_id,
+            hops: 0,
+        };
+        self.send(dst, &msg);
+    }
+
+    pub(super) fn on_join_timeout(&mut self, now: Instant, at: Instant) {
+        if self.phase != Phase::Joining || at != self.join.retry_at || self.join.root_replied {
+            return;
+        }
+        if self.join.attempts >= self.cfg.join_attempts {
+            self.phase = Phase::Idle;
+            self.timers.clear();
+            self.fail_held(now);
+            self.events.push_back(Event::JoinFailed);
+            return;
+        }
+        self.send_join_request(now);
+    }
+
+    /// A node on the path of someone's join: answer the joiner, pass the request on.
+    pub(super) fn on_join_request(
+        &mut self,
+        now: Instant,
+        from: NodeHandle,
+        joiner: NodeHandle,
+        join_id: u64,
+        hops: u8,
+    ) {
+        if self.phase != Phase::Active || joiner.id == self.me.id || hops >= self.cfg.max_hops {
+            return;
+        }
+        // The first hop hears the joiner itself: trust the address the datagram came from.
+        let joiner = if hops == 0 {
+            NodeHandle::new(joiner.id, from.addr)
+        } else {
+            joiner
+        };
+        let b = self.cfg.b;
+        let l = self.me.id.shared_prefix_len(joiner.id, b).min(self.rt.rows() - 1);
+        let rows: Vec<RowEntries> = (0..=l)
+            .filter_map(|r| {
+                let nodes: Vec<NodeHandle> = self.rt.row(r).map(|e| e.node).filter(|h| h.id != joiner.id).collect();
+                (!nodes.is_empty()).then_some(RowEntries { row: r as u8, nodes })
+            })
+            .collect();
+        let mut flags = 0;
+        let mut neighbors = Vec::new();
+        if hops == 0 {
+            flags |= join_flags::FIRST;
+            neighbors = self.nbr.members().copied().filter(|h| h.id != joiner.id).collect();
+        }
+        let next = self.decide_excluding(joiner.id);
+        let mut leaf_set = Vec::new();
+        match next {
+            None => {
+                flags |= join_flags::ROOT;
+                leaf_set = self.leaf.members().copied().filter(|h| h.id != joiner.id).collect();
+            }
+            Some(h) => {
+                let fwd = Message::JoinRequest {
+                    joiner,
+                    join_id,
+                    hops: hops + 1,
+                };
+                self.send(h.addr, &fwd);
+            }
+        }
+        let reply = Message::JoinReply {
+            join_id,
+            flags,
+            rows,
+            leaf_set,
+            neighbors,
+        };
+        self.send(joiner.addr, &reply);
+        let _ = now;
+    }
+
+    /// `decide`, ignoring the node `skip` (the joiner, which may already sit in our tables).
+    fn decide_excluding(&self, skip: Id) -> Option<NodeHandle> {
+        if self.leaf.covers(skip) {
+            return self.leaf.closest(skip, |h| h.id != skip);
+        }
+        let peers = &self.peers;
+        match crate::router::next_hop(skip, &self.leaf, &self.rt, |h| {
+            h.id != skip && !peers.get(&h.id).is_some_and(|p| p.suspect)
+        }) {
+            crate::router::NextHop::Deliver => None,
+            crate::router::NextHop::Forward(h) => Some(h),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_join_reply(
+        &mut self,
+        now: Instant,
+        _from: NodeHandle,
+        join_id: u64,
+        flags: u8,
+        rows: Vec<RowEntries>,
+        leaf_set: Vec<NodeHandle>,
+        neighbors: Vec<NodeHandle>,
+    ) {
+        if self.phase != Phase::Joining || join_id != self.join.join_id {
+            return;
+        }
+        let all = rows
+            .iter()
+            .flat_map(|r| r.nodes.iter())
+            .chain(leaf_set.iter())
+            .chain(neighbors.iter());
+        let candidates: Vec<NodeHandle> = all.copied().collect();
+        for h in candidates {
+            // Probe everything offered: the measured RTTs pick the nearest per cell (PNS).
+            self.candidate(now, h, true);
+        }
+        if flags & join_flags::ROOT != 0 {
+            self.join.root_replied = true;
+        }
+        self.join_check_complete(now);
+    }
+
+    /// A member joined the leaf set while joining: announce ourselves to it.
+    pub(super) fn on_leaf_member_added(&mut self, now: Instant, h: NodeHandle) {
+        if self.phase != Phase::Joining {
+            return;
+        }
+        self.join.awaiting.insert(h.id);
+        if !self.maint.probes.contains_key(&h.id) {
+            self.probe(now, h, super::maintenance::ProbeKind::LeafSet, true);
+        }
+    }
+
+    /// A leaf-set member answered our announcement.
+    pub(super) fn join_answered(&mut self, now: Instant, id: Id) {
+        if self.phase == Phase::Joining && self.join.awaiting.remove(&id) {
+            self.join_check_complete(now);
+        }
+    }
+
+    /// Activates the node once the root has answered and every leaf has confirmed.
+    pub(super) fn join_check_complete(&mut self, now: Instant) {
+        if self.phase != Phase::Joining {
+            return;
+        }
+        let leaf = &self.leaf;
+        self.join.awaiting.retain(|id| leaf.contains(*id));
+        // Candidates that would enter the leaf set are still being probed: wait for them too.
+        let probing_leaves = self
+            .maint
+            .probes
+            .values()
+            .any(|p| self.leaf.would_accept(p.handle.id));
+        if self.join.root_replied && self.join.awaiting.is_empty() && !probing_leaves {
+            self.join.bootstraps = Vec::new();
+            self.activate(now);
+        }
+    }
+}

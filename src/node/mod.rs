@@ -1,0 +1,623 @@
+//! The sans-IO Pastry node: join, routing with hop-by-hop acknowledgements, maintenance, repair.
+//!
+//! # The run-loop contract
+//!
+//! A [`Node`] never touches a socket, a clock or the OS. Its driver (the runtime, the simulator,
+//! a test, or a C host through the FFI) does this, in this order, forever:
+//!
+//! 1. feed one input: [`Node::handle_datagram`] for a received datagram,
+//!    [`Node::handle_timeout`] when the deadline from step 4 has passed, or an application call
+//!    ([`Node::route`], [`Node::join`], [`Node::leave`], …), each with the current time `now`;
+//! 2. drain [`Node::poll_transmit`] until it returns `None`, sending each datagram;
+//! 3. drain [`Node::poll_event`] until it returns `None`, handing each event to the application;
+//! 4. ask [`Node::poll_timeout`] for the next deadline and wake up then at the latest.
+//!
+//! The node is `&mut self` throughout, with no `Rc`, `Mutex` or channel: it has one owner, the
+//! thread driving it, and is `Send` so that owner can be any thread.
+//!
+//! ```
+//! use pastry::node::{Config, Node, Event};
+//! use pastry::Instant;
+//!
+//! let addr = "127.0.0.1:4000".parse().unwrap();
+//! let mut node = Node::new(Config::default(), addr).unwrap();
+//! node.start_alone(Instant::ZERO); // the first node of a new overlay
+//! let key = node.id();
+//! node.route(Instant::ZERO, Some(key), b"hello".as_slice(), None).unwrap();
+//! let mut buf = Vec::new();
+//! while let Some(_dst) = node.poll_transmit(&mut buf) { /* send buf to _dst */ }
+//! match node.poll_event() {
+//!     Some(Event::Delivered { payload, .. }) => assert_eq!(&payload[..], b"hello"),
+//!     other => panic!("{other:?}"),
+//! }
+//! let _wake_at = node.poll_timeout();
+//! ```
+
+mod config;
+mod join;
+pub use join::JoinError;
+mod maintenance;
+mod routing;
+mod timers;
+
+use std::collections::VecDeque;
+use core::net::SocketAddr;
+
+use bytes::Bytes;
+
+pub use config::{Config, ConfigError, MAX_PAYLOAD_LIMIT};
+pub use routing::{ForwardAction, ForwardCtx, Forwarder, RouteError};
+
+use crate::id::{Id, NodeHandle};
+use crate::leafset::LeafSet;
+use crate::neighborhood::NeighborhoodSet;
+use crate::rng::Rng;
+use crate::routing_table::{RoutingTable, UNMEASURED};
+use crate::time::{Duration, Instant};
+use crate::util::FxHashMap;
+use crate::wire::{self, Message, MessageType};
+
+use timers::{SeenFilter, Timer, Timers};
+
+/// What happened, for the application. Drained with [`Node::poll_event`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The node's leaf set is confirmed: it is active and may deliver.
+    Joined,
+    /// No bootstrap node led to a completed join after every attempt.
+    JoinFailed,
+    /// A message arrived at this node, the root of its key (or the target of a direct send).
+    Delivered {
+        /// The key it was routed to.
+        key: Id,
+        /// Its end-to-end id (as returned by `route` at the source).
+        msg_id: u64,
+        /// The node that sent it.
+        source: NodeHandle,
+        /// Overlay hops it took.
+        hops: u8,
+        /// The application's bytes.
+        payload: Bytes,
+    },
+    /// A node entered this node's leaf set (the Common API `update(node, joined = true)`).
+    NeighborJoined(NodeHandle),
+    /// A node left this node's leaf set (failed, left, or pushed out by closer nodes).
+    NeighborLeft(NodeHandle),
+    /// A message this node sent could not be delivered.
+    Undeliverable {
+        /// Its id.
+        msg_id: u64,
+        /// Its key.
+        key: Id,
+        /// One of [`crate::wire::undeliverable_reason`].
+        reason: u8,
+    },
+}
+
+/// The node's life cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Created; not started.
+    Idle,
+    /// Joining through a bootstrap node; not yet allowed to deliver.
+    Joining,
+    /// Part of the overlay.
+    Active,
+    /// Left (or gave up joining); inert.
+    Stopped,
+}
+
+/// Counters, for reports and tests. All monotone.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Datagrams handed to `handle_datagram`.
+    pub datagrams_in: u64,
+    /// Datagrams queued for sending.
+    pub datagrams_out: u64,
+    /// Bytes queued for sending.
+    pub bytes_out: u64,
+    /// Datagrams dropped because they did not decode.
+    pub bad_frames: u64,
+    /// Datagrams dropped because of another network id or our own id as sender.
+    pub foreign_frames: u64,
+    /// Datagrams dropped because the send queue was full.
+    pub outbox_drops: u64,
+    /// Messages sent, by [`MessageType`] number.
+    pub sent_by_type: [u64; 16],
+    /// Bytes sent, by [`MessageType`] number.
+    pub bytes_by_type: [u64; 16],
+    /// Routed messages forwarded to another node.
+    pub forwarded: u64,
+    /// Messages delivered here.
+    pub delivered: u64,
+    /// Hop retransmissions.
+    pub retransmits: u64,
+    /// Duplicate hop transmissions suppressed.
+    pub duplicates: u64,
+    /// Nodes declared failed.
+    pub failures_detected: u64,
+    /// Routed messages refused for lack of space (pending or buffer limits).
+    pub overload_drops: u64,
+}
+
+impl Stats {
+    /// Messages sent that were maintenance: not routed data, acks or join traffic.
+    pub fn maintenance_msgs(&self) -> u64 {
+        self.sent_by_type.iter().sum::<u64>() - self.data_msgs() - self.join_msgs()
+    }
+    /// Bytes of maintenance messages sent.
+    pub fn maintenance_bytes(&self) -> u64 {
+        let t = |m: MessageType| self.bytes_by_type[m as usize];
+        self.bytes_by_type.iter().sum::<u64>()
+            - t(MessageType::Routed)
+            - t(MessageType::Ack)
+            - t(MessageType::JoinRequest)
+            - t(MessageType::JoinReply)
+            - t(MessageType::Undeliverable)
+    }
+    /// Routed messages, acks and undeliverable reports sent.
+    pub fn data_msgs(&self) -> u64 {
+        let t = |m: MessageType| self.sent_by_type[m as usize];
+        t(MessageType::Routed) + t(MessageType::Ack) + t(MessageType::Undeliverable)
+    }
+    /// Join requests and replies sent.
+    pub fn join_msgs(&self) -> u64 {
+        let t = |m: MessageType| self.sent_by_type[m as usize];
+        t(MessageType::JoinRequest) + t(MessageType::JoinReply)
+    }
+}
+
+/// What the node knows of a peer it keeps in its tables.
+#[derive(Clone, Copy, Debug)]
+struct Peer {
+    /// Smoothed RTT, µs ([`UNMEASURED`] until the first sample).
+    srtt: u32,
+    /// RTT variation, µs.
+    rttvar: u32,
+    /// Last time anything arrived from it.
+    last_heard: Instant,
+    /// Retransmissions to it went unanswered: avoid it for routing-table hops.
+    suspect: bool,
+}
+
+/// One Pastry node. See the module docs for the run-loop contract.
+pub struct Node {
+    cfg: Config,
+    me: NodeHandle,
+    phase: Phase,
+    rng: Rng,
+    leaf: LeafSet,
+    rt: RoutingTable,
+    nbr: NeighborhoodSet,
+    peers: FxHashMap<Id, Peer>,
+    tombstones: FxHashMap<Id, Instant>,
+    timers: Timers,
+    outbox: VecDeque<(SocketAddr, Vec<u8>)>,
+    pool: Vec<Vec<u8>>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    join: join::JoinState,
+    maint: maintenance::MaintState,
+    routing: routing::RoutingState,
+    forwarder: Option<Box<dyn Forwarder + Send>>,
+}
+
+impl core::fmt::Debug for Node {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Node")
+            .field("me", &self.me)
+            .field("phase", &self.phase)
+            .field("leaf_set", &self.leaf.len())
+            .field("routing_table", &self.rt.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// A node bound (by its driver) to `addr`, idle until [`Node::start_alone`] or [`Node::join`].
+    ///
+    /// # Errors
+    /// The configuration is invalid.
+    pub fn new(cfg: Config, addr: SocketAddr) -> Result<Node, ConfigError> {
+        cfg.validate()?;
+        let mut rng = Rng::new(cfg.seed);
+        let id = cfg.id.unwrap_or_else(|| Id(rng.next_u128()));
+        let me = NodeHandle::new(id, addr);
+        Ok(Node {
+            leaf: LeafSet::new(id, cfg.leaf_set_size),
+            rt: RoutingTable::new(id, cfg.b),
+            nbr: NeighborhoodSet::new(id, cfg.neighborhood_size),
+            routing: routing::RoutingState::new(),
+            join: join::JoinState::default(),
+            maint: maintenance::MaintState::default(),
+            cfg,
+            me,
+            phase: Phase::Idle,
+            rng,
+            peers: FxHashMap::default(),
+            tombstones: FxHashMap::default(),
+            timers: Timers::default(),
+            outbox: VecDeque::new(),
+            pool: Vec::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            forwarder: None,
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> Id {
+        self.me.id
+    }
+    /// This node's handle.
+    pub fn handle(&self) -> NodeHandle {
+        self.me
+    }
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    /// Where the node is in its life cycle.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+    /// Whether the node is active (may deliver).
+    pub fn is_active(&self) -> bool {
+        self.phase == Phase::Active
+    }
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+    /// The leaf set.
+    pub fn leaf_set(&self) -> &LeafSet {
+        &self.leaf
+    }
+    /// The routing table.
+    pub fn routing_table(&self) -> &RoutingTable {
+        &self.rt
+    }
+    /// The neighbourhood set.
+    pub fn neighborhood(&self) -> &NeighborhoodSet {
+        &self.nbr
+    }
+
+    /// Installs (or removes) the application's `forward` upcall.
+    pub fn set_forwarder(&mut self, f: Option<Box<dyn Forwarder + Send>>) {
+        self.forwarder = f;
+    }
+
+    /// Starts a new overlay with this node as its only member: active at once.
+    pub fn start_alone(&mut self, now: Instant) {
+        if self.phase != Phase::Idle {
+            return;
+        }
+        self.activate(now);
+    }
+
+    /// The next datagram to send: swaps it into `buf` and returns its destination.
+    /// (`buf`'s previous allocation is kept for reuse.)
+    #[must_use]
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        let (dst, mut data) = self.outbox.pop_front()?;
+        core::mem::swap(buf, &mut data);
+        if data.capacity() > 0 && self.pool.len() < 64 {
+            data.clear();
+            self.pool.push(data);
+        }
+        Some(dst)
+    }
+
+    /// The next event for the application.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] should be called next (`None`: no timer pending).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// Feeds one received datagram from `from`. Bad frames are counted and dropped.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.stats.datagrams_in += 1;
+        if self.phase == Phase::Idle || self.phase == Phase::Stopped {
+            return;
+        }
+        let (hdr, msg) = match wire::decode(datagram) {
+            Ok(x) => x,
+            Err(_) => {
+                self.stats.bad_frames += 1;
+                return;
+            }
+        };
+        if hdr.network != self.cfg.network || hdr.sender == self.me.id {
+            self.stats.foreign_frames += 1;
+            return;
+        }
+        let sender = NodeHandle::new(hdr.sender, from);
+        if !matches!(msg, Message::JoinRequest { .. } | Message::Leave { .. }) {
+            self.heard_from(now, sender);
+        }
+        self.dispatch(now, sender, msg);
+    }
+
+    fn dispatch(&mut self, now: Instant, from: NodeHandle, msg: Message) {
+        match msg {
+            Message::JoinRequest {
+                joiner,
+                join_id,
+                hops,
+            } => self.on_join_request(now, from, joiner, join_id, hops),
+            Message::JoinReply {
+                join_id,
+                flags,
+                rows,
+                leaf_set,
+                neighbors,
+            } => self.on_join_reply(now, from, join_id, flags, rows, leaf_set, neighbors),
+            Message::LeafSetRequest { nonce } => self.on_leaf_set_request(now, from, nonce),
+            Message::LeafSetReply {
+                nonce, leaf_set, ..
+            } => self.on_leaf_set_reply(now, from, nonce, &leaf_set),
+            Message::RowRequest { row } => self.on_row_request(from, row),
+            Message::RowReply { row } => self.on_row_reply(now, from, row),
+            Message::Ping { nonce, sent_at } => {
+                self.send(from.addr, &Message::Pong { nonce, sent_at })
+            }
+            Message::Pong { nonce, sent_at } => self.on_pong(now, from, nonce, sent_at),
+            Message::Routed {
+                msg_id,
+                key,
+                source,
+                hops,
+                flags,
+                payload,
+            } => self.on_routed(now, from, msg_id, key, source, hops, flags, payload),
+            Message::Ack { msg_id, hops } => self.on_ack(now, from, msg_id, hops),
+            Message::Leave { leaf_set } => self.on_leave(now, from, &leaf_set),
+            Message::Undeliverable {
+                msg_id,
+                key,
+                reason,
+            } => self.events.push_back(Event::Undeliverable {
+                msg_id,
+                key,
+                reason,
+            }),
+        }
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((at, t)) = self.timers.pop_due(now) {
+            if self.phase == Phase::Stopped {
+                self.timers.clear();
+                return;
+            }
+            match t {
+                Timer::LeafMaintenance => self.on_leaf_tick(now, at),
+                Timer::RtMaintenance => self.on_rt_tick(now, at),
+                Timer::JoinRetry => self.on_join_timeout(now, at),
+                Timer::Retransmit(msg_id, hops) => self.on_retransmit_timer(now, at, msg_id, hops),
+                Timer::Probe(id) => self.on_probe_timer(now, at, id),
+            }
+        }
+    }
+
+    // ----- shared plumbing -----
+
+    fn send(&mut self, dst: SocketAddr, msg: &Message) {
+        if self.outbox.len() >= self.cfg.max_outbox {
+            self.stats.outbox_drops += 1;
+            return;
+        }
+        let mut buf = self.pool.pop().unwrap_or_default();
+        wire::encode(self.cfg.network, self.me.id, msg, &mut buf);
+        let ty = msg.message_type() as usize;
+        self.stats.sent_by_type[ty] += 1;
+        self.stats.bytes_by_type[ty] += buf.len() as u64;
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += buf.len() as u64;
+        self.outbox.push_back((dst, buf));
+    }
+
+    /// Queues an already encoded frame (a retransmission).
+    fn send_raw(&mut self, dst: SocketAddr, frame: &[u8], ty: MessageType) {
+        if self.outbox.len() >= self.cfg.max_outbox {
+            self.stats.outbox_drops += 1;
+            return;
+        }
+        let mut buf = self.pool.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(frame);
+        self.stats.sent_by_type[ty as usize] += 1;
+        self.stats.bytes_by_type[ty as usize] += buf.len() as u64;
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += buf.len() as u64;
+        self.outbox.push_back((dst, buf));
+    }
+
+    fn activate(&mut self, now: Instant) {
+        self.phase = Phase::Active;
+        self.events.push_back(Event::Joined);
+        let jitter = Duration(self.rng.below(self.cfg.leaf_probe_period.as_micros().max(1)));
+        self.maint.leaf_tick_at = now + jitter + self.cfg.leaf_probe_period;
+        self.timers.set(self.maint.leaf_tick_at, Timer::LeafMaintenance);
+        let jitter = Duration(self.rng.below(self.cfg.rt_maintenance_period.as_micros().max(1)));
+        self.maint.rt_tick_at = now + jitter + self.cfg.rt_maintenance_period;
+        self.timers.set(self.maint.rt_tick_at, Timer::RtMaintenance);
+        self.flush_held(now);
+    }
+
+    fn is_tombstoned(&mut self, now: Instant, id: Id) -> bool {
+        match self.tombstones.get(&id) {
+            Some(&until) if until > now => true,
+            Some(_) => {
+                self.tombstones.remove(&id);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn tombstone(&mut self, now: Instant, id: Id) {
+        if self.tombstones.len() >= 4096 {
+            self.tombstones.retain(|_, &mut until| until > now);
+            if self.tombstones.len() >= 4096 {
+                return;
+            }
+        }
+        self.tombstones.insert(id, now + self.cfg.tombstone_ttl);
+    }
+
+    /// Something arrived directly from `h`: it is alive. Refresh it, and take it into the tables
+    /// where it belongs (direct contact is the only way into the leaf set).
+    fn heard_from(&mut self, now: Instant, h: NodeHandle) {
+        self.tombstones.remove(&h.id);
+        if let Some(p) = self.peers.get_mut(&h.id) {
+            p.last_heard = now;
+            p.suspect = false;
+        }
+        let rtt = self.peers.get(&h.id).map_or(UNMEASURED, |p| p.srtt);
+        self.consider(now, h, rtt);
+    }
+
+    /// Offers a node known to be alive to every table.
+    fn consider(&mut self, now: Instant, h: NodeHandle, rtt: u32) {
+        if h.id == self.me.id {
+            return;
+        }
+        let mut kept = self.leaf.contains(h.id);
+        if self.leaf.would_accept(h.id) {
+            let before: smallvec::SmallVec<[NodeHandle; 16]> = self.leaf.members().copied().collect();
+            if self.leaf.insert(h) {
+                self.events.push_back(Event::NeighborJoined(h));
+                self.maint.leaf_changed = true;
+                kept = true;
+                // Members pushed out by the newcomer have left this leaf set.
+                for old in before {
+                    if !self.leaf.contains(old.id) {
+                        self.events.push_back(Event::NeighborLeft(old));
+                        self.forget_if_unused(old.id);
+                    }
+                }
+                self.on_leaf_member_added(now, h);
+            }
+        } else if kept {
+            self.leaf.insert(h); // refresh its address
+        }
+        kept |= !matches!(
+            self.rt.insert(h, rtt),
+            crate::routing_table::Inserted::Rejected
+        );
+        if rtt != UNMEASURED {
+            kept |= self.nbr.insert(h, rtt);
+        }
+        if kept {
+            self.peers.entry(h.id).or_insert(Peer {
+                srtt: rtt,
+                rttvar: rtt / 2,
+                last_heard: now,
+                suspect: false,
+            });
+        }
+    }
+
+    /// Whether `id` is in any table.
+    fn knows(&self, id: Id) -> bool {
+        self.leaf.contains(id) || self.rt.find(id).is_some() || self.nbr.members().any(|h| h.id == id)
+    }
+
+    /// Drops peer records of nodes no table holds any more (keeps state bounded).
+    fn forget_if_unused(&mut self, id: Id) {
+        if !self.knows(id) && !self.maint.probes.contains_key(&id) {
+            self.peers.remove(&id);
+        }
+    }
+
+    /// The RTT sample `rtt` from `id` (µs): TCP's smoothed estimator.
+    fn rtt_sample(&mut self, id: Id, rtt: u32) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if p.srtt == UNMEASURED {
+            p.srtt = rtt;
+            p.rttvar = rtt / 2;
+        } else {
+            let err = p.srtt.abs_diff(rtt);
+            p.rttvar = (3 * u64::from(p.rttvar) / 4 + u64::from(err) / 4) as u32;
+            p.srtt = (7 * u64::from(p.srtt) / 8 + u64::from(rtt) / 8) as u32;
+        }
+    }
+
+    /// The retransmission timeout toward `id` for attempt `attempt` (0 = first), doubling.
+    fn rto(&self, id: Id, attempt: u32) -> Duration {
+        let base = match self.peers.get(&id) {
+            Some(p) if p.srtt != UNMEASURED => {
+                Duration(u64::from(p.srtt) + 4 * u64::from(p.rttvar))
+            }
+            _ => self.cfg.rto_initial,
+        };
+        let base = base.max(self.cfg.rto_min);
+        base.saturating_mul(1 << attempt.min(10)).min(self.cfg.rto_max)
+    }
+
+    /// Declares `id` failed: removes it everywhere, remembers it, repairs, reroutes its messages.
+    fn peer_failed(&mut self, now: Instant, id: Id) {
+        self.stats.failures_detected += 1;
+        self.tombstone(now, id);
+        self.remove_peer(now, id);
+        self.routing_reroute_all(now, id);
+    }
+
+    /// Removes `id` from every table and starts repairs.
+    fn remove_peer(&mut self, now: Instant, id: Id) {
+        let handle = self.leaf.find(id).copied();
+        if self.leaf.remove(id) {
+            if let Some(h) = handle {
+                self.events.push_back(Event::NeighborLeft(h));
+            }
+            self.maint.leaf_changed = true;
+            self.repair_leaf_set(now, id);
+        }
+        if let Some((row, _col)) = self.rt.remove(id) {
+            self.repair_rt_row(row);
+        }
+        self.nbr.remove(id);
+        self.peers.remove(&id);
+        self.cancel_probe(id);
+        if self.phase == Phase::Joining {
+            self.join_check_complete(now);
+        }
+    }
+
+    /// Approximate heap bytes this node holds (tables, maps, queues).
+    pub fn heap_bytes(&self) -> usize {
+        use core::mem::size_of;
+        self.rt.heap_bytes()
+            + self.leaf.len() * size_of::<NodeHandle>()
+            + self.nbr.len() * (size_of::<NodeHandle>() + 4)
+            + self.peers.capacity() * (size_of::<Id>() + size_of::<Peer>() + 8)
+            + self.tombstones.capacity() * 40
+            + self.outbox.capacity() * 48
+            + self.pool.iter().map(Vec::capacity).sum::<usize>()
+            + self.routing.heap_bytes()
+            + self.maint.heap_bytes()
+            + self.timers.len() * 48
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn node_is_send() {
+        assert_send::<Node>();
+    }
+}

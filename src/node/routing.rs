@@ -1,0 +1,517 @@
+//! Routing of application messages: the Common API `route` / `forward` / `deliver`, hop-by-hop
+//! acknowledgements with RTT-based retransmission, rerouting around failed hops, duplicate
+//! suppression, and the KBR queries.
+
+use std::collections::VecDeque;
+use core::fmt;
+
+use bytes::Bytes;
+
+use super::timers::{SeenFilter, Timer};
+use super::{Event, Node, Phase};
+use crate::id::{Id, NodeHandle};
+use crate::router::{self, NextHop};
+use crate::time::{Duration, Instant};
+use crate::util::FxHashMap;
+use crate::wire::{undeliverable_reason, Message, MessageType, RoutedFlags};
+
+/// How many recent hop transmissions / deliveries are remembered for duplicate suppression.
+const SEEN_CAP: usize = 4096;
+/// Messages held while the node is joining (it may be their root but may not deliver yet).
+const HELD_CAP: usize = 256;
+
+/// Why `route` refused a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteError {
+    /// The payload is larger than the configured `max_payload`.
+    PayloadTooLarge {
+        /// The payload's length.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// The node is not active (not joined yet, or stopped).
+    NotActive,
+    /// Neither a key nor a hint was given.
+    NoDestination,
+    /// Too many messages await acknowledgement; try again later.
+    Overloaded,
+}
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteError::PayloadTooLarge { len, max } => {
+                write!(f, "payload of {len} bytes exceeds the limit of {max}")
+            }
+            RouteError::NotActive => f.write_str("the node has not joined an overlay (or has stopped)"),
+            RouteError::NoDestination => f.write_str("route needs a key, a hint, or both"),
+            RouteError::Overloaded => f.write_str("too many messages awaiting acknowledgement"),
+        }
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+/// The message at hand in a `forward` upcall. The application may change `key`, `payload` and
+/// `next_hop` (`None` = deliver at this node), or return [`ForwardAction::Drop`].
+#[derive(Debug)]
+pub struct ForwardCtx<'a> {
+    /// The key it is routed to.
+    pub key: Id,
+    /// Its end-to-end id.
+    pub msg_id: u64,
+    /// The node that sent it.
+    pub source: NodeHandle,
+    /// Hops taken so far.
+    pub hops: u8,
+    /// The application's bytes.
+    pub payload: &'a mut Bytes,
+    /// Where the node will send it; `None` means this node is its root and delivers it.
+    pub next_hop: Option<NodeHandle>,
+}
+
+/// The application's decision in `forward`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForwardAction {
+    /// Go on (to `ctx.next_hop`, possibly changed).
+    Forward,
+    /// Drop the message here silently.
+    Drop,
+}
+
+/// The Common API `forward` upcall, called at every node a message passes (its source and its
+/// root included) before the node acts on its routing decision. Must not block.
+pub trait Forwarder {
+    /// Inspect or change the message and its next hop.
+    fn forward(&mut self, ctx: &mut ForwardCtx<'_>) -> ForwardAction;
+}
+
+/// A routed message as the node handles it.
+#[derive(Clone, Debug)]
+pub(super) struct Routed {
+    msg_id: u64,
+    key: Id,
+    source: NodeHandle,
+    hops: u8,
+    flags: RoutedFlags,
+    payload: Bytes,
+}
+
+/// A hop transmission awaiting its acknowledgement.
+#[derive(Debug)]
+struct Pending {
+    msg: Routed,
+    dst: NodeHandle,
+    frame: Vec<u8>,
+    attempts: u32,
+    first_sent: Instant,
+    deadline: Instant,
+}
+
+/// Routing bookkeeping of one node.
+#[derive(Debug)]
+pub(super) struct RoutingState {
+    pending: FxHashMap<(u64, u8), Pending>,
+    seen: SeenFilter,
+    delivered: SeenFilter,
+    held: VecDeque<Routed>,
+}
+
+impl RoutingState {
+    pub(super) fn new() -> RoutingState {
+        RoutingState {
+            pending: FxHashMap::default(),
+            seen: SeenFilter::new(SEEN_CAP),
+            delivered: SeenFilter::new(SEEN_CAP),
+            held: VecDeque::new(),
+        }
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.pending.capacity() * 64
+            + self.pending.values().map(|p| p.frame.capacity()).sum::<usize>()
+            + self.seen.heap_bytes()
+            + self.delivered.heap_bytes()
+            + self.held.capacity() * 96
+    }
+}
+
+fn hop_key(msg_id: u64, hops: u8) -> u64 {
+    msg_id ^ (u64::from(hops).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+impl Node {
+    /// Routes `payload` toward the root of `key` (the Common API `route`). With a `hint`, the
+    /// first hop goes to that node; with a hint and no key, the message is a direct send that is
+    /// delivered at the hint. Returns the message id (as in [`Event::Delivered`] and
+    /// [`Event::Undeliverable`]).
+    ///
+    /// # Errors
+    /// See [`RouteError`].
+    pub fn route(
+        &mut self,
+        now: Instant,
+        key: Option<Id>,
+        payload: impl Into<Bytes>,
+        hint: Option<NodeHandle>,
+    ) -> Result<u64, RouteError> {
+        let payload = payload.into();
+        if payload.len() > self.cfg.max_payload {
+            return Err(RouteError::PayloadTooLarge {
+                len: payload.len(),
+                max: self.cfg.max_payload,
+            });
+        }
+        if self.phase != Phase::Active {
+            return Err(RouteError::NotActive);
+        }
+        if self.routing.pending.len() >= self.cfg.max_pending {
+            return Err(RouteError::Overloaded);
+        }
+        let (key, flags) = match (key, hint) {
+            (Some(k), _) => (k, RoutedFlags::default()),
+            (None, Some(h)) => (h.id, RoutedFlags(RoutedFlags::DIRECT)),
+            (None, None) => return Err(RouteError::NoDestination),
+        };
+        let msg = Routed {
+            msg_id: self.rng.next_u64(),
+            key,
+            source: self.me,
+            hops: 0,
+            flags,
+            payload,
+        };
+        let msg_id = msg.msg_id;
+        match hint {
+            Some(h) if h.id != self.me.id => self.forward_to(now, h, msg),
+            Some(_) if flags.direct() => self.deliver(now, msg),
+            _ => self.route_step(now, msg),
+        }
+        Ok(msg_id)
+    }
+
+    pub(super) fn on_routed(
+        &mut self,
+        now: Instant,
+        from: NodeHandle,
+        msg_id: u64,
+        key: Id,
+        source: NodeHandle,
+        hops: u8,
+        flags: RoutedFlags,
+        payload: Bytes,
+    ) {
+        if self.phase == Phase::Stopped {
+            return;
+        }
+        self.send(from.addr, &Message::Ack { msg_id, hops });
+        let expires = now + self.cfg.rto_max.saturating_mul(u64::from(self.cfg.max_retries) + 2);
+        if !self.routing.seen.insert(now, hop_key(msg_id, hops), expires) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        let msg = Routed {
+            msg_id,
+            key,
+            source,
+            hops,
+            flags,
+            payload,
+        };
+        if flags.direct() {
+            self.deliver(now, msg);
+        } else {
+            self.route_step(now, msg);
+        }
+    }
+
+    /// Where a message for `key` goes from here: `None` = this node is the root.
+    /// Leaf-set decisions use every live leaf (consistency needs the true closest); routing-table
+    /// hops avoid suspected nodes.
+    pub(super) fn decide(&self, key: Id) -> Option<NodeHandle> {
+        if self.leaf.covers(key) {
+            return self.leaf.closest(key, |_| true);
+        }
+        let peers = &self.peers;
+        match router::next_hop(key, &self.leaf, &self.rt, |h| {
+            !peers.get(&h.id).is_some_and(|p| p.suspect)
+        }) {
+            NextHop::Deliver => None,
+            NextHop::Forward(h) => Some(h),
+        }
+    }
+
+    /// One routing decision at this node: forward upcall, then deliver, hold or forward.
+    fn route_step(&mut self, now: Instant, mut msg: Routed) {
+        if msg.hops >= self.cfg.max_hops {
+            self.report_undeliverable(now, &msg, undeliverable_reason::HOP_LIMIT);
+            return;
+        }
+        let mut next = self.decide(msg.key);
+        if let Some(f) = self.forwarder.as_mut() {
+            let mut ctx = ForwardCtx {
+                key: msg.key,
+                msg_id: msg.msg_id,
+                source: msg.source,
+                hops: msg.hops,
+                payload: &mut msg.payload,
+                next_hop: next,
+            };
+            let action = f.forward(&mut ctx);
+            msg.key = ctx.key;
+            next = ctx.next_hop.filter(|h| h.id != self.me.id);
+            if action == ForwardAction::Drop || msg.payload.len() > self.cfg.max_payload {
+                return;
+            }
+        }
+        match next {
+            Some(h) => self.forward_to(now, h, msg),
+            None if self.phase == Phase::Active => self.deliver(now, msg),
+            None => self.hold(now, msg),
+        }
+    }
+
+    fn hold(&mut self, now: Instant, msg: Routed) {
+        if self.routing.held.len() >= HELD_CAP {
+            self.stats.overload_drops += 1;
+            self.report_undeliverable(now, &msg, undeliverable_reason::OVERLOAD);
+            return;
+        }
+        self.routing.held.push_back(msg);
+    }
+
+    /// Routes the messages held while joining (called on activation).
+    pub(super) fn flush_held(&mut self, now: Instant) {
+        let held = core::mem::take(&mut self.routing.held);
+        for msg in held {
+            self.route_step(now, msg);
+        }
+    }
+
+    /// Reports every held message as undeliverable (the join failed).
+    pub(super) fn fail_held(&mut self, now: Instant) {
+        let held = core::mem::take(&mut self.routing.held);
+        for msg in held {
+            self.report_undeliverable(now, &msg, undeliverable_reason::UNREACHABLE);
+        }
+    }
+
+    fn deliver(&mut self, now: Instant, msg: Routed) {
+        let expires = now + self.cfg.rto_max.saturating_mul(u64::from(self.cfg.max_retries) + 2);
+        if !self.routing.delivered.insert(now, msg.msg_id, expires) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        self.stats.delivered += 1;
+        self.events.push_back(Event::Delivered {
+            key: msg.key,
+            msg_id: msg.msg_id,
+            source: msg.source,
+            hops: msg.hops,
+            payload: msg.payload,
+        });
+    }
+
+    fn report_undeliverable(&mut self, now: Instant, msg: &Routed, reason: u8) {
+        let _ = now;
+        if msg.source.id == self.me.id {
+            self.events.push_back(Event::Undeliverable {
+                msg_id: msg.msg_id,
+                key: msg.key,
+                reason,
+            });
+        } else {
+            let m = Message::Undeliverable {
+                msg_id: msg.msg_id,
+                key: msg.key,
+                reason,
+            };
+            self.send(msg.source.addr, &m);
+        }
+    }
+
+    /// Sends `msg` one hop to `to` and waits for the acknowledgement.
+    fn forward_to(&mut self, now: Instant, to: NodeHandle, mut msg: Routed) {
+        if self.routing.pending.len() >= self.cfg.max_pending {
+            self.stats.overload_drops += 1;
+            self.report_undeliverable(now, &msg, undeliverable_reason::OVERLOAD);
+            return;
+        }
+        msg.hops = msg.hops.saturating_add(1);
+        let wire_msg = Message::Routed {
+            msg_id: msg.msg_id,
+            key: msg.key,
+            source: msg.source,
+            hops: msg.hops,
+            flags: msg.flags,
+            payload: msg.payload.clone(),
+        };
+        let mut frame = Vec::new();
+        crate::wire::encode(self.cfg.network, self.me.id, &wire_msg, &mut frame);
+        self.send_raw(to.addr, &frame, MessageType::Routed);
+        if msg.source.id != self.me.id {
+            self.stats.forwarded += 1;
+        }
+        let deadline = now + self.rto(to.id, 0);
+        let key = (msg.msg_id, msg.hops);
+        self.timers.set(deadline, Timer::Retransmit(key.0, key.1));
+        self.routing.pending.insert(
+            key,
+            Pending {
+                msg,
+                dst: to,
+                frame,
+                attempts: 1,
+                first_sent: now,
+                deadline,
+            },
+        );
+    }
+
+    pub(super) fn on_ack(&mut self, now: Instant, from: NodeHandle, msg_id: u64, hops: u8) {
+        let k = (msg_id, hops);
+        if !self.routing.pending.get(&k).is_some_and(|p| p.dst.id == from.id) {
+            return;
+        }
+        // The key was just found.
+        let p = self.routing.pending.remove(&k).expect("present");
+        if p.attempts == 1 {
+            // Karn: only unambiguous samples.
+            let rtt = (now - p.first_sent).as_micros().min(u64::from(u32::MAX - 1)) as u32;
+            self.rtt_sample(from.id, rtt);
+        }
+        self.recycle(p.frame);
+    }
+
+    fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.pool.len() < 64 {
+            buf.clear();
+            self.pool.push(buf);
+        }
+    }
+
+    pub(super) fn on_retransmit_timer(&mut self, now: Instant, at: Instant, msg_id: u64, hops: u8) {
+        let max_retries = self.cfg.max_retries;
+        let Some(p) = self.routing.pending.get(&(msg_id, hops)) else {
+            return;
+        };
+        if p.deadline != at {
+            return;
+        }
+        let (dst, attempts) = (p.dst, p.attempts);
+        if attempts > max_retries {
+            self.peer_failed(now, dst.id);
+            return;
+        }
+        let rto = self.rto(dst.id, attempts);
+        let frame = {
+            let p = self.routing.pending.get_mut(&(msg_id, hops)).expect("checked above");
+            p.attempts += 1;
+            p.deadline = now + rto;
+            core::mem::take(&mut p.frame)
+        };
+        self.send_raw(dst.addr, &frame, MessageType::Routed);
+        self.stats.retransmits += 1;
+        if let Some(p) = self.routing.pending.get_mut(&(msg_id, hops)) {
+            p.frame = frame;
+        }
+        if attempts >= 2 {
+            if let Some(peer) = self.peers.get_mut(&dst.id) {
+                peer.suspect = true;
+            }
+        }
+        self.timers.set(now + rto, Timer::Retransmit(msg_id, hops));
+    }
+
+    /// Reroutes every message waiting on `failed` (which has just been removed from the tables).
+    pub(super) fn routing_reroute_all(&mut self, now: Instant, failed: Id) {
+        let keys: Vec<(u64, u8)> = self
+            .routing
+            .pending
+            .iter()
+            .filter(|(_, p)| p.dst.id == failed)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            let Some(p) = self.routing.pending.remove(&k) else {
+                continue;
+            };
+            let mut msg = p.msg;
+            msg.hops = msg.hops.saturating_sub(1);
+            self.recycle(p.frame);
+            if msg.flags.direct() || self.phase == Phase::Stopped {
+                self.report_undeliverable(now, &msg, undeliverable_reason::UNREACHABLE);
+            } else {
+                self.route_step(now, msg);
+            }
+        }
+    }
+
+    /// Messages awaiting a hop acknowledgement.
+    pub fn pending_len(&self) -> usize {
+        self.routing.pending.len()
+    }
+
+    // ----- KBR queries -----
+
+    /// Up to `num` next-hop candidates toward `key`, best first (the Common API
+    /// `local_lookup`). With `safe`, only leaf-set members are offered (they are probed most
+    /// often). Empty when this node is the key's root.
+    pub fn local_lookup(&self, key: Id, num: usize, safe: bool) -> Vec<NodeHandle> {
+        let mut out = Vec::new();
+        if safe {
+            let mut all: Vec<NodeHandle> = self.leaf.members().copied().collect();
+            all.retain(|h| key.closer_to(h.id, self.me.id));
+            all.sort_by(|a, b| {
+                if key.closer_to(a.id, b.id) {
+                    core::cmp::Ordering::Less
+                } else {
+                    core::cmp::Ordering::Greater
+                }
+            });
+            all.truncate(num);
+            return all;
+        }
+        router::local_lookup(key, num, &self.leaf, &self.rt, &mut out);
+        out
+    }
+
+    /// Up to `num` leaf-set members, nearest first alternating sides (the Common API
+    /// `neighborSet`).
+    pub fn neighbor_set(&self, num: usize) -> Vec<NodeHandle> {
+        let (cw, ccw) = (self.leaf.cw_side(), self.leaf.ccw_side());
+        let mut out: Vec<NodeHandle> = Vec::with_capacity(num.min(cw.len() + ccw.len()));
+        for i in 0..cw.len().max(ccw.len()) {
+            for side in [cw, ccw] {
+                if let Some(h) = side.get(i) {
+                    if out.len() < num && !out.iter().any(|o| o.id == h.id) {
+                        out.push(*h);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The nodes that would become root of `key` if closer ones failed, closest first, at most
+    /// `max_rank + 1` and at most `L/2 + 1` (the Common API `replicaSet`). This node is included
+    /// when it is among them. Meaningful when the key is in the leaf set's range.
+    pub fn replica_set(&self, key: Id, max_rank: usize) -> Vec<NodeHandle> {
+        let k = (max_rank + 1).min(self.leaf.half() + 1);
+        let mut out = Vec::new();
+        self.leaf.replica_set(key, self.me, k, &mut out);
+        out
+    }
+
+    /// The arc `[lo, hi]` of keys for which `node` is among the `rank + 1` closest (the Common
+    /// API `range`), or `None` when it cannot be determined here.
+    pub fn range(&self, node: Id, rank: usize) -> Option<(Id, Id)> {
+        self.leaf.range(node, rank)
+    }
+
+    /// When the next retransmission timer of any pending message is due (for tests).
+    pub fn rto_for(&self, id: Id) -> Duration {
+        self.rto(id, 0)
+    }
+}

@@ -1,0 +1,129 @@
+//! The node's timer heap and bounded duplicate filters.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use crate::id::Id;
+use crate::time::Instant;
+use crate::util::FxHashSet;
+
+/// What a timer is for. Entries are checked when they fire (lazy deletion): a timer whose owner
+/// has moved on (acked message, answered probe, rescheduled tick) is ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Timer {
+    /// Leaf-set liveness check and periodic leaf-set exchange.
+    LeafMaintenance,
+    /// Routing-table maintenance.
+    RtMaintenance,
+    /// The join's root has not answered yet.
+    JoinRetry,
+    /// A hop acknowledgement is due for `(msg_id, hops)`.
+    Retransmit(u64, u8),
+    /// A probe of the node with this id is due an answer.
+    Probe(Id),
+}
+
+/// A min-heap of `(deadline, timer)`.
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, Timer)>>,
+}
+
+impl Timers {
+    pub(crate) fn set(&mut self, at: Instant, t: Timer) {
+        self.heap.push(Reverse((at, t)));
+    }
+
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Pops one timer due at or before `now`.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(Instant, Timer)> {
+        match self.heap.peek() {
+            Some(Reverse((t, _))) if *t <= now => self.heap.pop().map(|Reverse(e)| e),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.heap.clear();
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+}
+
+/// Remembers up to `cap` recent keys, each for at most `ttl`; answers "seen before?".
+#[derive(Debug)]
+pub(crate) struct SeenFilter {
+    set: FxHashSet<u64>,
+    order: VecDeque<(Instant, u64)>,
+    cap: usize,
+}
+
+impl SeenFilter {
+    pub(crate) fn new(cap: usize) -> SeenFilter {
+        SeenFilter {
+            set: FxHashSet::default(),
+            order: VecDeque::new(),
+            cap,
+        }
+    }
+
+    /// Records `key` until `expires`; returns `false` if it was already recorded.
+    pub(crate) fn insert(&mut self, now: Instant, key: u64, expires: Instant) -> bool {
+        while let Some(&(t, k)) = self.order.front() {
+            if t > now && self.order.len() < self.cap {
+                break;
+            }
+            self.order.pop_front();
+            self.set.remove(&k);
+        }
+        if !self.set.insert(key) {
+            return false;
+        }
+        self.order.push_back((expires, key));
+        true
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.set.capacity() * 16 + self.order.capacity() * 16
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_filter_forgets_by_age_and_by_cap() {
+        let mut f = SeenFilter::new(3);
+        let t = Instant(0);
+        assert!(f.insert(t, 1, Instant(10)));
+        assert!(!f.insert(t, 1, Instant(10)));
+        assert!(f.insert(t, 2, Instant(10)));
+        assert!(f.insert(t, 3, Instant(10)));
+        assert!(f.insert(t, 4, Instant(10))); // evicts 1 (cap)
+        assert!(f.insert(t, 1, Instant(10)));
+        assert!(f.len() <= 3);
+        assert!(f.insert(Instant(11), 4, Instant(20))); // everything expired
+    }
+
+    #[test]
+    fn timers_pop_in_deadline_order() {
+        let mut t = Timers::default();
+        t.set(Instant(5), Timer::RtMaintenance);
+        t.set(Instant(3), Timer::LeafMaintenance);
+        assert_eq!(t.next_deadline(), Some(Instant(3)));
+        assert_eq!(t.pop_due(Instant(2)), None);
+        assert_eq!(t.pop_due(Instant(9)), Some((Instant(3), Timer::LeafMaintenance)));
+        assert_eq!(t.pop_due(Instant(9)), Some((Instant(5), Timer::RtMaintenance)));
+        assert_eq!(t.len(), 0);
+    }
+}
