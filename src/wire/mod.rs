@@ -22,7 +22,7 @@
 mod frame;
 mod message;
 
-pub use frame::{Frame, FrameHeader, DecodeError, HEADER_LEN, TRAILER_LEN, MAGIC, VERSION};
+pub use frame::{DecodeError, Frame, FrameHeader, HEADER_LEN, MAGIC, TRAILER_LEN, VERSION};
 pub use message::{
     decode, encode, join_flags, undeliverable_reason, Message, MessageType, RoutedFlags,
     RowEntries, MAX_LIST, MAX_ROWS,
