@@ -22,3 +22,4 @@ pub use neighborhood::NeighborhoodSet;
 pub use router::{next_hop, NextHop};
 pub use routing_table::RoutingTable;
 pub mod node;
+pub mod sim;

@@ -45,7 +45,13 @@ pub(super) struct JoinState {
     root_replied: bool,
     /// Leaf-set members announced to that have not answered yet.
     awaiting: FxHashSet<Id>,
+    /// Others' join requests that reached us while we were joining ourselves: answered once we
+    /// are active (we may be their root).
+    held: Vec<(NodeHandle, NodeHandle, u64, u8)>,
 }
+
+/// Most held join requests.
+const HELD_JOINS: usize = 64;
 
 impl Node {
     /// Joins the overlay through `bootstraps` (tried round robin, with backoff). Progress is
@@ -110,7 +116,16 @@ impl Node {
         join_id: u64,
         hops: u8,
     ) {
-        if self.phase != Phase::Active || joiner.id == self.me.id || hops >= self.cfg.max_hops {
+        if joiner.id == self.me.id || hops >= self.cfg.max_hops {
+            return;
+        }
+        if self.phase == Phase::Joining {
+            if self.join.held.len() < HELD_JOINS {
+                self.join.held.push((from, joiner, join_id, hops));
+            }
+            return;
+        }
+        if self.phase != Phase::Active {
             return;
         }
         // The first hop hears the joiner itself: trust the address the datagram came from.
@@ -185,7 +200,9 @@ impl Node {
         leaf_set: Vec<NodeHandle>,
         neighbors: Vec<NodeHandle>,
     ) {
-        if self.phase != Phase::Joining || join_id != self.join.join_id {
+        // Replies to an earlier attempt are as good as replies to the latest.
+        let _ = join_id;
+        if self.phase != Phase::Joining {
             return;
         }
         let all = rows
@@ -198,21 +215,35 @@ impl Node {
             // Probe everything offered: the measured RTTs pick the nearest per cell (PNS).
             self.candidate(now, h, true);
         }
-        if flags & join_flags::ROOT != 0 {
+        if flags & join_flags::ROOT != 0 && !self.join.root_replied {
             self.join.root_replied = true;
+            // Now announce ourselves to every leaf-set member found so far.
+            let members: Vec<NodeHandle> = self.leaf.members().copied().collect();
+            for h in members {
+                self.announce(now, h);
+            }
         }
         self.join_check_complete(now);
     }
 
     /// A member joined the leaf set while joining: announce ourselves to it.
     pub(super) fn on_leaf_member_added(&mut self, now: Instant, h: NodeHandle) {
-        if self.phase != Phase::Joining {
-            return;
+        if self.phase == Phase::Joining && self.join.root_replied {
+            self.announce(now, h);
         }
+    }
+
+    /// Whether the newcomer may show itself to others yet: only once the join's root has
+    /// answered (before that it probes with pings, which nobody takes into their tables).
+    pub(super) fn may_announce(&self) -> bool {
+        self.phase != Phase::Joining || self.join.root_replied
+    }
+
+    /// Sends a leaf-set request to `h`, which makes it take us in; we wait for its answer.
+    fn announce(&mut self, now: Instant, h: NodeHandle) {
         self.join.awaiting.insert(h.id);
-        if !self.maint.probes.contains_key(&h.id) {
-            self.probe(now, h, super::maintenance::ProbeKind::LeafSet, true);
-        }
+        self.cancel_probe(h.id);
+        self.probe(now, h, super::maintenance::ProbeKind::LeafSet, true);
     }
 
     /// A leaf-set member answered our announcement.
@@ -238,6 +269,9 @@ impl Node {
         if self.join.root_replied && self.join.awaiting.is_empty() && !probing_leaves {
             self.join.bootstraps = Vec::new();
             self.activate(now);
+            for (from, joiner, join_id, hops) in core::mem::take(&mut self.join.held) {
+                self.on_join_request(now, from, joiner, join_id, hops);
+            }
         }
     }
 }

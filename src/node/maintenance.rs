@@ -65,7 +65,12 @@ impl Node {
             return;
         }
         if self.leaf.would_accept(h.id) {
-            self.probe(now, h, ProbeKind::LeafSet, true);
+            let kind = if self.may_announce() {
+                ProbeKind::LeafSet
+            } else {
+                ProbeKind::Ping
+            };
+            self.probe(now, h, kind, true);
         } else if pns || self.rt.would_accept(h.id, UNMEASURED) {
             self.probe(now, h, ProbeKind::Ping, false);
         }

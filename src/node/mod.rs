@@ -209,6 +209,8 @@ impl core::fmt::Debug for Node {
             .field("phase", &self.phase)
             .field("leaf_set", &self.leaf.len())
             .field("routing_table", &self.rt.len())
+            .field("join", &self.join)
+            .field("probes", &self.maint.probes.len())
             .finish_non_exhaustive()
     }
 }
@@ -338,8 +340,13 @@ impl Node {
             return;
         }
         let sender = NodeHandle::new(hdr.sender, from);
-        if !matches!(msg, Message::JoinRequest { .. } | Message::Leave { .. }) {
-            self.heard_from(now, sender);
+        match msg {
+            // A joiner is not part of the overlay yet; a leaver no longer is.
+            Message::JoinRequest { .. } | Message::Leave { .. } => {}
+            // Joining nodes probe with pings: refresh known senders, but do not take new ones in
+            // (a joiner must not become anyone's next hop before it has announced itself).
+            Message::Ping { .. } => self.refresh(now, sender.id),
+            _ => self.heard_from(now, sender),
         }
         self.dispatch(now, sender, msg);
     }
@@ -477,12 +484,17 @@ impl Node {
     /// where it belongs (direct contact is the only way into the leaf set).
     fn heard_from(&mut self, now: Instant, h: NodeHandle) {
         self.tombstones.remove(&h.id);
-        if let Some(p) = self.peers.get_mut(&h.id) {
+        self.refresh(now, h.id);
+        let rtt = self.peers.get(&h.id).map_or(UNMEASURED, |p| p.srtt);
+        self.consider(now, h, rtt);
+    }
+
+    /// `id` showed signs of life.
+    fn refresh(&mut self, now: Instant, id: Id) {
+        if let Some(p) = self.peers.get_mut(&id) {
             p.last_heard = now;
             p.suspect = false;
         }
-        let rtt = self.peers.get(&h.id).map_or(UNMEASURED, |p| p.srtt);
-        self.consider(now, h, rtt);
     }
 
     /// Offers a node known to be alive to every table.

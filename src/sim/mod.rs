@@ -1,0 +1,637 @@
+//! A deterministic discrete-event simulator that drives many [`Node`]s — the same code the
+//! runtime drives — over a virtual clock.
+//!
+//! Events sit in a heap ordered by `(time, sequence)`, so equal times resolve in insertion order
+//! and a run is a pure function of its seed. Links follow a [`Topology`] latency model with seeded
+//! loss, duplication, reordering (jitter) and corruption. A global [`Oracle`] (the numerically
+//! closest live active node) checks every delivery. Nodes get virtual addresses in 127.0.0.0/8 —
+//! nothing here touches a socket.
+
+mod oracle;
+mod report;
+mod topology;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use core::net::{Ipv4Addr, SocketAddr};
+
+use bytes::Bytes;
+
+pub use oracle::Oracle;
+pub use report::{Histogram, Report, Summary};
+pub use topology::{Point, Topology};
+
+use crate::id::Id;
+use crate::node::{Config, Event, Node, Phase};
+use crate::rng::Rng;
+use crate::time::{Duration, Instant};
+use crate::util::{FxHashMap, FxHasher};
+use core::hash::Hasher;
+
+/// Index of a node in the simulation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeIdx(pub u32);
+
+/// Network impairments, each a probability per datagram.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Faults {
+    /// Drop the datagram.
+    pub loss: f64,
+    /// Deliver it twice.
+    pub duplicate: f64,
+    /// Flip one random byte.
+    pub corrupt: f64,
+    /// Add a uniform random delay up to this much (reorders datagrams).
+    pub jitter: Duration,
+}
+
+/// Simulation settings.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Seed of everything.
+    pub seed: u64,
+    /// Proximity model.
+    pub topology: Topology,
+    /// Link impairments.
+    pub faults: Faults,
+    /// Template for every node's configuration (`seed` and `id` are set per node).
+    pub node: Config,
+}
+
+impl Default for SimConfig {
+    fn default() -> SimConfig {
+        SimConfig {
+            seed: 1,
+            topology: Topology::Sphere,
+            faults: Faults::default(),
+            node: Config::default(),
+        }
+    }
+}
+
+/// A queued event, ordered by `(at, seq)` only.
+#[derive(Debug)]
+struct Queued {
+    at: Instant,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, o: &Self) -> core::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+#[derive(Debug)]
+enum Ev {
+    Datagram { to: NodeIdx, from: SocketAddr, data: Vec<u8> },
+    Timer(NodeIdx),
+    Lookup,
+}
+
+struct Slot {
+    node: Option<Node>,
+    pos: Point,
+    timer_at: Option<Instant>,
+    /// Counted in the oracle (active and alive).
+    in_oracle: bool,
+    /// When the node was created.
+    started: Instant,
+}
+
+/// What is known about one lookup.
+#[derive(Clone, Copy, Debug)]
+struct LookupRec {
+    key: Id,
+    src: NodeIdx,
+    sent: Instant,
+    deliveries: u32,
+}
+
+/// The simulator.
+pub struct Sim {
+    cfg: SimConfig,
+    now: Instant,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Queued>>,
+    slots: Vec<Slot>,
+    rng: Rng,
+    oracle: Oracle,
+    lookups: FxHashMap<u64, LookupRec>,
+    pending_lookups: u64,
+    lookup_gap: Duration,
+    lookup_payload: usize,
+    digest: FxHasher,
+    buf: Vec<u8>,
+    /// Aggregated results.
+    pub report: Report,
+}
+
+impl core::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sim")
+            .field("now", &self.now)
+            .field("nodes", &self.slots.len())
+            .field("live", &self.oracle.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The virtual address of node `i`: 127.a.b.c:port, unique per index.
+pub fn sim_addr(i: NodeIdx) -> SocketAddr {
+    let i = i.0;
+    let ip = Ipv4Addr::new(127, (i >> 16) as u8, (i >> 8) as u8, i as u8);
+    SocketAddr::from((ip, 10_000 + (i >> 24) as u16))
+}
+
+fn idx_of(addr: SocketAddr) -> Option<NodeIdx> {
+    match addr {
+        SocketAddr::V4(a) => {
+            let o = a.ip().octets();
+            let hi = u32::from(a.port().checked_sub(10_000)?);
+            Some(NodeIdx((hi << 24) | (u32::from(o[1]) << 16) | (u32::from(o[2]) << 8) | u32::from(o[3])))
+        }
+        SocketAddr::V6(_) => None,
+    }
+}
+
+impl Sim {
+    /// An empty simulation.
+    pub fn new(cfg: SimConfig) -> Sim {
+        Sim {
+            rng: Rng::new(cfg.seed),
+            cfg,
+            now: Instant::ZERO,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            slots: Vec::new(),
+            oracle: Oracle::default(),
+            lookups: FxHashMap::default(),
+            pending_lookups: 0,
+            lookup_gap: Duration::from_millis(1),
+            lookup_payload: 32,
+            digest: FxHasher::default(),
+            buf: Vec::new(),
+            report: Report {
+                latency_us: Histogram::with_width(100),
+                ..Report::default()
+            },
+        }
+    }
+
+    /// The virtual clock.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+    /// The oracle.
+    pub fn oracle(&self) -> &Oracle {
+        &self.oracle
+    }
+    /// Nodes ever created.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+    /// Whether no node was created.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+    /// Node `i`, if alive.
+    pub fn node(&self, i: NodeIdx) -> Option<&Node> {
+        self.slots.get(i.0 as usize)?.node.as_ref()
+    }
+    /// Node `i`, if alive, for application calls (drive it with [`Sim::pump`] afterwards).
+    pub fn node_mut(&mut self, i: NodeIdx) -> Option<&mut Node> {
+        self.slots.get_mut(i.0 as usize)?.node.as_mut()
+    }
+    /// Live nodes' indices.
+    pub fn live(&self) -> impl Iterator<Item = NodeIdx> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.node.is_some())
+            .map(|(i, _)| NodeIdx(i as u32))
+    }
+    /// Live active nodes' indices.
+    pub fn active(&self) -> Vec<NodeIdx> {
+        self.live()
+            .filter(|&i| self.node(i).is_some_and(Node::is_active))
+            .collect()
+    }
+
+    /// A digest of every datagram delivered so far (time, receiver, bytes): equal seeds give
+    /// equal digests.
+    pub fn trace_digest(&self) -> u64 {
+        self.digest.finish()
+    }
+
+    fn push(&mut self, at: Instant, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse(Queued {
+            at,
+            seq: self.seq,
+            ev,
+        }));
+    }
+
+    /// Creates a node with an id drawn from the simulation's seed (or `id`) and a random
+    /// position; returns its index. The node is idle: start it with [`Sim::start`].
+    pub fn add_node(&mut self, id: Option<Id>) -> NodeIdx {
+        let idx = NodeIdx(self.slots.len() as u32);
+        let mut cfg = self.cfg.node.clone();
+        cfg.seed = self.rng.next_u64();
+        cfg.id = Some(id.unwrap_or_else(|| Id(self.rng.next_u128())));
+        // The template was validated by the caller; a bad template is a programming error.
+        let node = Node::new(cfg, sim_addr(idx)).expect("valid node config");
+        let pos = self.cfg.topology.place(&mut self.rng);
+        self.slots.push(Slot {
+            node: Some(node),
+            pos,
+            timer_at: None,
+            in_oracle: false,
+            started: self.now,
+        });
+        idx
+    }
+
+    /// Starts node `i`: alone when `bootstrap` is `None`, else joining through it.
+    pub fn start(&mut self, i: NodeIdx, bootstrap: Option<NodeIdx>) {
+        let now = self.now;
+        if let Some(n) = self.slots[i.0 as usize].node.as_mut() {
+            match bootstrap {
+                None => n.start_alone(now),
+                Some(b) => {
+                    // The node is idle and the list non-empty: join cannot refuse.
+                    let _ = n.join(now, &[sim_addr(b)]);
+                }
+            }
+        }
+        self.pump(i);
+    }
+
+    /// Adds `n` nodes, one every `gap`, each joining through a random active node (the first
+    /// starts alone if the overlay is empty). Runs the clock while they join.
+    pub fn grow(&mut self, n: usize, gap: Duration) -> Vec<NodeIdx> {
+        let mut added = Vec::with_capacity(n);
+        for _ in 0..n {
+            let i = self.add_node(None);
+            let boot = self.random_active();
+            self.start(i, boot);
+            added.push(i);
+            let t = self.now + gap;
+            self.run_until(t);
+        }
+        added
+    }
+
+    /// A uniformly random active node.
+    pub fn random_active(&mut self) -> Option<NodeIdx> {
+        if self.oracle.is_empty() {
+            return None;
+        }
+        // Rejection sampling over slots: cheap while most nodes are active.
+        for _ in 0..64 {
+            let i = NodeIdx(self.rng.below(self.slots.len() as u64) as u32);
+            if self.slots[i.0 as usize].in_oracle {
+                return Some(i);
+            }
+        }
+        let act = self.active();
+        act.get(self.rng.below(act.len() as u64) as usize).copied()
+    }
+
+    /// Crashes node `i`: it vanishes without a word.
+    pub fn crash(&mut self, i: NodeIdx) {
+        let s = &mut self.slots[i.0 as usize];
+        if let Some(n) = s.node.take() {
+            if s.in_oracle {
+                self.oracle.remove(n.id());
+                s.in_oracle = false;
+            }
+            self.report.crashed += 1;
+        }
+    }
+
+    /// Node `i` leaves gracefully: it tells its leaf set, then is gone.
+    pub fn leave(&mut self, i: NodeIdx) {
+        let now = self.now;
+        if let Some(n) = self.slots[i.0 as usize].node.as_mut() {
+            n.leave(now);
+        }
+        self.pump(i);
+        let s = &mut self.slots[i.0 as usize];
+        if let Some(n) = s.node.take() {
+            if s.in_oracle {
+                self.oracle.remove(n.id());
+                s.in_oracle = false;
+            }
+        }
+    }
+
+    /// Drains node `i`'s outputs (datagrams, events, next deadline) after an input.
+    pub fn pump(&mut self, i: NodeIdx) {
+        let now = self.now;
+        let Some(mut node) = self.slots[i.0 as usize].node.take() else {
+            return;
+        };
+        let mut buf = core::mem::take(&mut self.buf);
+        while let Some(dst) = node.poll_transmit(&mut buf) {
+            self.transmit(i, dst, &buf);
+        }
+        self.buf = buf;
+        while let Some(ev) = node.poll_event() {
+            self.on_event(i, &node, ev);
+        }
+        let slot = &mut self.slots[i.0 as usize];
+        if let Some(t) = node.poll_timeout() {
+            if slot.timer_at.is_none_or(|s| t < s || s < now) {
+                slot.timer_at = Some(t);
+                let at = t.max(now);
+                slot.node = Some(node);
+                self.push(at, Ev::Timer(i));
+                return;
+            }
+        }
+        slot.node = Some(node);
+    }
+
+    fn transmit(&mut self, from: NodeIdx, dst: SocketAddr, data: &[u8]) {
+        self.report.datagrams += 1;
+        let Some(to) = idx_of(dst).filter(|t| (t.0 as usize) < self.slots.len()) else {
+            return;
+        };
+        let f = self.cfg.faults;
+        if self.rng.chance(f.loss) {
+            self.report.dropped += 1;
+            return;
+        }
+        let copies = if self.rng.chance(f.duplicate) { 2 } else { 1 };
+        let lat = self
+            .cfg
+            .topology
+            .latency(self.slots[from.0 as usize].pos, self.slots[to.0 as usize].pos);
+        for _ in 0..copies {
+            let mut d = data.to_vec();
+            if self.rng.chance(f.corrupt) && !d.is_empty() {
+                let k = self.rng.below(d.len() as u64) as usize;
+                d[k] ^= 1 << self.rng.below(8);
+            }
+            let jitter = Duration(self.rng.below(f.jitter.as_micros() + 1));
+            let at = self.now + lat + jitter;
+            self.push(
+                at,
+                Ev::Datagram {
+                    to,
+                    from: sim_addr(from),
+                    data: d,
+                },
+            );
+        }
+    }
+
+    fn on_event(&mut self, i: NodeIdx, node: &Node, ev: Event) {
+        match ev {
+            Event::Joined => {
+                self.slots[i.0 as usize].in_oracle = true;
+                self.oracle.insert(node.id());
+                self.report.joined += 1;
+            }
+            Event::JoinFailed => self.report.join_failed += 1,
+            Event::Delivered { msg_id, key, hops, .. } => {
+                let Some(rec) = self.lookups.get_mut(&msg_id) else {
+                    return;
+                };
+                rec.deliveries += 1;
+                if rec.deliveries > 1 {
+                    self.report.duplicates += 1;
+                    return;
+                }
+                let rec = *rec;
+                self.report.delivered += 1;
+                if self.oracle.root(key) == Some(node.id()) {
+                    self.report.correct += 1;
+                } else {
+                    self.report.incorrect += 1;
+                }
+                self.report.hops.add(u64::from(hops));
+                let took = self.now - rec.sent;
+                let direct = self.cfg.topology.latency(
+                    self.slots[rec.src.0 as usize].pos,
+                    self.slots[i.0 as usize].pos,
+                );
+                if rec.src != i {
+                    self.report.stretch_sum += took.as_micros() as f64 / direct.as_micros() as f64;
+                    self.report.stretch_n += 1;
+                }
+                self.report.latency_us.add(took.as_micros());
+                let _ = rec.key;
+            }
+            Event::Undeliverable { msg_id, .. } => {
+                if self.lookups.remove(&msg_id).is_some() {
+                    self.report.undeliverable += 1;
+                }
+            }
+            Event::NeighborJoined(_) | Event::NeighborLeft(_) => {}
+        }
+    }
+
+    /// Processes every event up to and including time `t`, then sets the clock to `t`.
+    pub fn run_until(&mut self, t: Instant) {
+        while self.queue.peek().is_some_and(|Reverse(q)| q.at <= t) {
+            let Some(Reverse(q)) = self.queue.pop() else {
+                break;
+            };
+            self.now = q.at;
+            self.step(q.ev);
+        }
+        self.now = self.now.max(t);
+    }
+
+    /// Runs for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let t = self.now + d;
+        self.run_until(t);
+    }
+
+    fn step(&mut self, ev: Ev) {
+        let now = self.now;
+        match ev {
+            Ev::Datagram { to, from, data } => {
+                let s = &mut self.slots[to.0 as usize];
+                let Some(n) = s.node.as_mut() else {
+                    return;
+                };
+                self.digest.write_u64(now.as_micros());
+                self.digest.write_u32(to.0);
+                self.digest.write(&data);
+                n.handle_datagram(now, from, &data);
+                self.report.events += 1;
+                self.pump(to);
+            }
+            Ev::Timer(i) => {
+                let s = &mut self.slots[i.0 as usize];
+                if s.timer_at != Some(now) {
+                    return;
+                }
+                s.timer_at = None;
+                let Some(n) = s.node.as_mut() else {
+                    return;
+                };
+                n.handle_timeout(now);
+                self.report.events += 1;
+                self.pump(i);
+            }
+            Ev::Lookup => {
+                if self.pending_lookups == 0 {
+                    return;
+                }
+                self.pending_lookups -= 1;
+                self.one_lookup();
+                if self.pending_lookups > 0 {
+                    let at = now + self.lookup_gap;
+                    self.push(at, Ev::Lookup);
+                }
+            }
+        }
+    }
+
+    /// Routes one message to a random key from a random active node, recorded for the oracle.
+    pub fn one_lookup(&mut self) -> Option<u64> {
+        let src = self.random_active()?;
+        let key = Id(self.rng.next_u128());
+        let now = self.now;
+        let payload = Bytes::from(vec![0u8; self.lookup_payload]);
+        let node = self.slots[src.0 as usize].node.as_mut()?;
+        let msg_id = match node.route(now, Some(key), payload, None) {
+            Ok(id) => id,
+            Err(_) => {
+                self.report.refused += 1;
+                return None;
+            }
+        };
+        self.report.lookups += 1;
+        self.lookups.insert(
+            msg_id,
+            LookupRec {
+                key,
+                src,
+                sent: now,
+                deliveries: 0,
+            },
+        );
+        self.pump(src);
+        Some(msg_id)
+    }
+
+    /// Schedules `n` lookups, one every `gap`, starting now (run the clock to perform them).
+    pub fn schedule_lookups(&mut self, n: u64, gap: Duration, payload: usize) {
+        self.lookup_gap = gap;
+        self.lookup_payload = payload;
+        let start = self.pending_lookups == 0;
+        self.pending_lookups += n;
+        if start && n > 0 {
+            let now = self.now;
+            self.push(now, Ev::Lookup);
+        }
+    }
+
+    /// Lookups sent and never delivered nor reported (call after the network drained).
+    pub fn lost_lookups(&self) -> u64 {
+        self.lookups.values().filter(|r| r.deliveries == 0).count() as u64
+    }
+
+    /// Forgets lookup records (so a new phase counts afresh) and resets delivery counters.
+    pub fn reset_lookups(&mut self) {
+        self.lookups.clear();
+        let r = &mut self.report;
+        r.lookups = 0;
+        r.delivered = 0;
+        r.correct = 0;
+        r.incorrect = 0;
+        r.duplicates = 0;
+        r.undeliverable = 0;
+        r.refused = 0;
+        r.hops = Histogram::default();
+        r.latency_us = Histogram::with_width(100);
+        r.stretch_sum = 0.0;
+        r.stretch_n = 0;
+    }
+
+    /// Live active nodes whose leaf set differs from the oracle's.
+    pub fn wrong_leaf_sets(&self) -> Vec<NodeIdx> {
+        let mut bad = Vec::new();
+        for i in self.live() {
+            let n = self.node(i).expect("live");
+            if !n.is_active() {
+                continue;
+            }
+            let half = n.leaf_set().half();
+            let (cw, ccw) = self.oracle.leaf_sides(n.id(), half);
+            let got_cw: Vec<Id> = n.leaf_set().cw_side().iter().map(|h| h.id).collect();
+            let got_ccw: Vec<Id> = n.leaf_set().ccw_side().iter().map(|h| h.id).collect();
+            if got_cw != cw || got_ccw != ccw {
+                bad.push(i);
+            }
+        }
+        bad
+    }
+
+    /// Filled routing-table cells over the cells a perfect table would fill, over all live
+    /// active nodes; and the mean number of filled cells.
+    pub fn routing_table_fill(&self) -> (f64, f64) {
+        let (mut have, mut could, mut nodes) = (0usize, 0usize, 0usize);
+        let b = self.cfg.node.b;
+        for i in self.live() {
+            let n = self.node(i).expect("live");
+            if !n.is_active() {
+                continue;
+            }
+            nodes += 1;
+            have += n.routing_table().len();
+            could += self.oracle.fillable_cells(n.id(), b);
+        }
+        let fill = if could == 0 { 1.0 } else { have as f64 / could as f64 };
+        (fill, have as f64 / nodes.max(1) as f64)
+    }
+
+    /// Sums every live node's counters into the report's traffic figures.
+    pub fn collect_traffic(&mut self) {
+        let (mut maint, mut maint_bytes, mut join, mut mem) = (0u64, 0u64, 0u64, 0usize);
+        let mut n = 0u64;
+        let mut alive_s = 0.0;
+        for s in &self.slots {
+            if let Some(node) = &s.node {
+                alive_s += (self.now - s.started).as_secs_f64();
+                let st = node.stats();
+                maint += st.maintenance_msgs();
+                maint_bytes += st.maintenance_bytes();
+                join += st.join_msgs();
+                mem += node.heap_bytes() + core::mem::size_of::<Node>();
+                n += 1;
+            }
+        }
+        let r = &mut self.report;
+        r.maintenance_msgs = maint;
+        r.maintenance_bytes = maint_bytes;
+        r.join_msgs = join;
+        r.node_bytes = mem as u64;
+        r.live_nodes = n;
+        r.node_seconds = alive_s;
+    }
+
+    /// Whether node `i` is alive and active.
+    pub fn is_active(&self, i: NodeIdx) -> bool {
+        self.node(i).is_some_and(|n| n.phase() == Phase::Active)
+    }
+}

@@ -1,0 +1,219 @@
+//! Simulation results: counters, histograms, and the report printed by `pastry sim`.
+
+use core::fmt::Write as _;
+
+/// A histogram of small non-negative integers (hops) or of microseconds (latency) with exact
+/// quantiles over the recorded values' buckets.
+#[derive(Clone, Debug, Default)]
+pub struct Histogram {
+    counts: Vec<u64>,
+    n: u64,
+    sum: u128,
+    max: u64,
+    /// Bucket width (1 for hops; latency uses 100 µs buckets).
+    width: u64,
+}
+
+impl Histogram {
+    /// A histogram whose buckets are `width` wide.
+    pub fn with_width(width: u64) -> Histogram {
+        Histogram {
+            width: width.max(1),
+            ..Histogram::default()
+        }
+    }
+
+    /// Records `v`.
+    pub fn add(&mut self, v: u64) {
+        let w = self.width.max(1);
+        let b = (v / w).min(100_000) as usize;
+        if self.counts.len() <= b {
+            self.counts.resize(b + 1, 0);
+        }
+        self.counts[b] += 1;
+        self.n += 1;
+        self.sum += u128::from(v);
+        self.max = self.max.max(v);
+    }
+    /// Values recorded.
+    pub fn count(&self) -> u64 {
+        self.n
+    }
+    /// Mean (0 when empty).
+    pub fn mean(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.n as f64
+        }
+    }
+    /// Largest value.
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+    /// The `q` quantile (bucket lower bound).
+    pub fn quantile(&self, q: f64) -> u64 {
+        let target = (q * self.n as f64).ceil() as u64;
+        let mut acc = 0;
+        for (b, &c) in self.counts.iter().enumerate() {
+            acc += c;
+            if acc >= target.max(1) {
+                return b as u64 * self.width.max(1);
+            }
+        }
+        self.max
+    }
+    /// Bucket counts.
+    pub fn buckets(&self) -> &[u64] {
+        &self.counts
+    }
+}
+
+/// Everything a simulation measured.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Nodes that became active.
+    pub joined: u64,
+    /// Joins that gave up.
+    pub join_failed: u64,
+    /// Nodes crashed.
+    pub crashed: u64,
+    /// Lookups issued.
+    pub lookups: u64,
+    /// Lookups refused by `route` (node not active, overloaded).
+    pub refused: u64,
+    /// Lookups delivered (first delivery).
+    pub delivered: u64,
+    /// Delivered at the oracle's root.
+    pub correct: u64,
+    /// Delivered elsewhere.
+    pub incorrect: u64,
+    /// Extra deliveries of a lookup already delivered.
+    pub duplicates: u64,
+    /// Lookups reported undeliverable to their source.
+    pub undeliverable: u64,
+    /// Hops per delivered lookup.
+    pub hops: Histogram,
+    /// Source-to-root latency per delivered lookup, µs.
+    pub latency_us: Histogram,
+    /// Sum of delay stretch samples.
+    pub stretch_sum: f64,
+    /// Stretch samples.
+    pub stretch_n: u64,
+    /// Datagrams sent.
+    pub datagrams: u64,
+    /// Datagrams dropped by the fault model.
+    pub dropped: u64,
+    /// Node inputs processed.
+    pub events: u64,
+    /// Maintenance messages sent by live nodes.
+    pub maintenance_msgs: u64,
+    /// Maintenance bytes sent by live nodes.
+    pub maintenance_bytes: u64,
+    /// Join messages sent by live nodes.
+    pub join_msgs: u64,
+    /// Approximate memory of live nodes, bytes.
+    pub node_bytes: u64,
+    /// Live nodes at collection.
+    pub live_nodes: u64,
+    /// Sum over live nodes of their lifetime, seconds.
+    pub node_seconds: f64,
+}
+
+/// Figures computed at the end of a run, added to the [`Report`] for printing.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    /// Nodes requested.
+    pub nodes: u64,
+    /// Lookups lost (neither delivered nor reported).
+    pub lost: u64,
+    /// Routing-table fill against a perfect table.
+    pub rt_fill: f64,
+    /// Mean filled routing-table cells.
+    pub rt_entries_mean: f64,
+    /// Leaf sets that differ from the oracle's.
+    pub wrong_leaf_sets: u64,
+    /// Wall-clock seconds.
+    pub wall_s: f64,
+    /// Virtual seconds simulated.
+    pub virtual_s: f64,
+    /// Whether latencies are modelled (always true in this simulator).
+    pub latency_modelled: bool,
+}
+
+impl Report {
+    /// Mean delay stretch.
+    pub fn stretch_mean(&self) -> f64 {
+        if self.stretch_n == 0 {
+            0.0
+        } else {
+            self.stretch_sum / self.stretch_n as f64
+        }
+    }
+
+    /// The readable report.
+    pub fn human(&self, s: &Summary) -> String {
+        let mut o = String::new();
+        let log16 = (s.nodes.max(1) as f64).log(16.0);
+        let pct = |a: u64, b: u64| if b == 0 { 100.0 } else { 100.0 * a as f64 / b as f64 };
+        let _ = writeln!(o, "pastry simulation: {} nodes ({} live, {} joined, {} join failures, {} crashed)", s.nodes, self.live_nodes, self.joined, self.join_failed, self.crashed);
+        let _ = writeln!(o, "  lookups      {} issued, {} delivered ({:.3}%), {} at the oracle root ({:.3}%), {} lost, {} duplicates, {} undeliverable, {} refused",
+            self.lookups, self.delivered, pct(self.delivered, self.lookups), self.correct, pct(self.correct, self.delivered), s.lost, self.duplicates, self.undeliverable, self.refused);
+        let _ = writeln!(o, "  hops         mean {:.3} (log16 N = {:.2}), max {}, p50 {}, p99 {}", self.hops.mean(), log16, self.hops.max(), self.hops.quantile(0.5), self.hops.quantile(0.99));
+        let mut hist = String::new();
+        for (h, c) in self.hops.buckets().iter().enumerate() {
+            if *c > 0 {
+                let _ = write!(hist, " {h}:{c}");
+            }
+        }
+        let _ = writeln!(o, "  hop counts  {hist}");
+        let _ = writeln!(o, "  latency      p50 {:.1} ms, p99 {:.1} ms; delay stretch mean {:.3}", self.latency_us.quantile(0.5) as f64 / 1e3, self.latency_us.quantile(0.99) as f64 / 1e3, self.stretch_mean());
+        let _ = writeln!(o, "  tables       routing table {:.1}% of a perfect table, {:.1} entries mean; {} leaf sets differ from the oracle", s.rt_fill * 100.0, s.rt_entries_mean, s.wrong_leaf_sets);
+        let per = |x: u64| if self.node_seconds > 0.0 { x as f64 / self.node_seconds } else { 0.0 };
+        let _ = writeln!(o, "  traffic      join {:.1} msgs/node; maintenance {:.3} msgs/node/s, {:.1} bytes/node/s; {} datagrams ({} dropped)",
+            self.join_msgs as f64 / self.live_nodes.max(1) as f64, per(self.maintenance_msgs), per(self.maintenance_bytes), self.datagrams, self.dropped);
+        let _ = writeln!(o, "  memory       {:.1} KiB/node (tables, queues, maps)", self.node_bytes as f64 / self.live_nodes.max(1) as f64 / 1024.0);
+        let _ = writeln!(o, "  time         {:.1} s virtual, {:.1} s wall, {} node inputs ({:.0}/s)", s.virtual_s, s.wall_s, self.events, self.events as f64 / s.wall_s.max(1e-9));
+        o
+    }
+
+    /// One JSON object (a single line).
+    pub fn json(&self, s: &Summary) -> String {
+        let per = |x: u64| if self.node_seconds > 0.0 { x as f64 / self.node_seconds } else { 0.0 };
+        let hist: Vec<String> = self.hops.buckets().iter().map(u64::to_string).collect();
+        format!(
+            concat!(
+                "{{\"nodes\":{},\"live_nodes\":{},\"lookups\":{},\"delivered\":{},\"correct\":{},\"incorrect\":{},",
+                "\"lost\":{},\"duplicates\":{},\"undeliverable\":{},\"refused\":{},\"mean_hops\":{:.4},\"max_hops\":{},",
+                "\"hops_histogram\":[{}],\"log16_n\":{:.4},\"stretch_mean\":{:.4},\"latency_p50_us\":{},\"latency_p99_us\":{},",
+                "\"join_msgs_per_node\":{:.2},\"rt_entries_mean\":{:.2},\"rt_fill\":{:.4},\"wrong_leaf_sets\":{},",
+                "\"maintenance_msgs_per_node_per_s\":{:.4},\"maintenance_bytes_per_node_per_s\":{:.2},",
+                "\"mem_bytes_per_node\":{},\"join_failed\":{},\"crashed\":{},\"virtual_s\":{:.2},\"wall_s\":{:.3}}}"
+            ),
+            s.nodes, self.live_nodes, self.lookups, self.delivered, self.correct, self.incorrect,
+            s.lost, self.duplicates, self.undeliverable, self.refused, self.hops.mean(), self.hops.max(),
+            hist.join(","), (s.nodes.max(1) as f64).log(16.0), self.stretch_mean(), self.latency_us.quantile(0.5), self.latency_us.quantile(0.99),
+            self.join_msgs as f64 / self.live_nodes.max(1) as f64, s.rt_entries_mean, s.rt_fill, s.wrong_leaf_sets,
+            per(self.maintenance_msgs), per(self.maintenance_bytes),
+            self.node_bytes / self.live_nodes.max(1), self.join_failed, self.crashed, s.virtual_s, s.wall_s,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles() {
+        let mut h = Histogram::with_width(1);
+        for v in [1, 2, 2, 3, 3, 3, 4] {
+            h.add(v);
+        }
+        assert_eq!(h.count(), 7);
+        assert_eq!(h.quantile(0.5), 3);
+        assert_eq!(h.quantile(1.0), 4);
+        assert_eq!(h.max(), 4);
+        assert!((h.mean() - 18.0 / 7.0).abs() < 1e-9);
+    }
+}
