@@ -113,7 +113,9 @@ impl fmt::Display for ConfigError {
                 write!(f, "max payload {n}: at most {MAX_PAYLOAD_LIMIT} bytes")
             }
             ConfigError::Timers => f.write_str("timers must be non-zero and rto_min <= rto_max"),
-            ConfigError::Limits => f.write_str("queue, probe, hop and attempt limits must be non-zero"),
+            ConfigError::Limits => {
+                f.write_str("queue, probe, hop and attempt limits must be non-zero")
+            }
         }
     }
 }
@@ -175,9 +177,18 @@ mod tests {
         };
         assert_eq!(bad(|c| c.leaf_set_size = 7), ConfigError::LeafSetSize(7));
         assert_eq!(bad(|c| c.leaf_set_size = 66), ConfigError::LeafSetSize(66));
-        assert_eq!(bad(|c| c.neighborhood_size = 300), ConfigError::NeighborhoodSize(300));
-        assert_eq!(bad(|c| c.max_payload = 1 << 20), ConfigError::MaxPayload(1 << 20));
-        assert_eq!(bad(|c| c.rto_min = Duration::from_secs(20)), ConfigError::Timers);
+        assert_eq!(
+            bad(|c| c.neighborhood_size = 300),
+            ConfigError::NeighborhoodSize(300)
+        );
+        assert_eq!(
+            bad(|c| c.max_payload = 1 << 20),
+            ConfigError::MaxPayload(1 << 20)
+        );
+        assert_eq!(
+            bad(|c| c.rto_min = Duration::from_secs(20)),
+            ConfigError::Timers
+        );
         assert_eq!(bad(|c| c.max_pending = 0), ConfigError::Limits);
     }
 }

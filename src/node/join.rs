@@ -135,25 +135,47 @@ impl Node {
             joiner
         };
         let b = self.cfg.b;
-        let l = self.me.id.shared_prefix_len(joiner.id, b).min(self.rt.rows() - 1);
+        let l = self
+            .me
+            .id
+            .shared_prefix_len(joiner.id, b)
+            .min(self.rt.rows() - 1);
         let rows: Vec<RowEntries> = (0..=l)
             .filter_map(|r| {
-                let nodes: Vec<NodeHandle> = self.rt.row(r).map(|e| e.node).filter(|h| h.id != joiner.id).collect();
-                (!nodes.is_empty()).then_some(RowEntries { row: r as u8, nodes })
+                let nodes: Vec<NodeHandle> = self
+                    .rt
+                    .row(r)
+                    .map(|e| e.node)
+                    .filter(|h| h.id != joiner.id)
+                    .collect();
+                (!nodes.is_empty()).then_some(RowEntries {
+                    row: r as u8,
+                    nodes,
+                })
             })
             .collect();
         let mut flags = 0;
         let mut neighbors = Vec::new();
         if hops == 0 {
             flags |= join_flags::FIRST;
-            neighbors = self.nbr.members().copied().filter(|h| h.id != joiner.id).collect();
+            neighbors = self
+                .nbr
+                .members()
+                .copied()
+                .filter(|h| h.id != joiner.id)
+                .collect();
         }
         let next = self.decide_excluding(joiner.id);
         let mut leaf_set = Vec::new();
         match next {
             None => {
                 flags |= join_flags::ROOT;
-                leaf_set = self.leaf.members().copied().filter(|h| h.id != joiner.id).collect();
+                leaf_set = self
+                    .leaf
+                    .members()
+                    .copied()
+                    .filter(|h| h.id != joiner.id)
+                    .collect();
             }
             Some(h) => {
                 let fwd = Message::JoinRequest {

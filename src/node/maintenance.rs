@@ -58,13 +58,19 @@ impl Node {
     /// With `pns`, unknown nodes are probed even for filled routing-table cells (a closer one
     /// replaces the occupant: proximity neighbour selection).
     pub(super) fn candidate(&mut self, now: Instant, h: NodeHandle, pns: bool) {
-        if h.id == self.me.id || self.maint.probes.contains_key(&h.id) || self.knows(h.id) {
+        if h.id == self.me.id || self.maint.probes.contains_key(&h.id) {
             return;
         }
         if self.is_tombstoned(now, h.id) {
             return;
         }
-        if self.leaf.would_accept(h.id) {
+        // A node we hold elsewhere (say in the routing table) may belong in the leaf set now
+        // that a closer leaf is gone: probe it before taking it in.
+        let leaf_gap = self.leaf.would_accept(h.id);
+        if !leaf_gap && self.knows(h.id) {
+            return;
+        }
+        if leaf_gap {
             let kind = if self.may_announce() {
                 ProbeKind::LeafSet
             } else {
@@ -160,7 +166,10 @@ impl Node {
         if self.answer_probe(now, from.id, nonce).is_none() && !self.knows(from.id) {
             return;
         }
-        let rtt = now.as_micros().saturating_sub(sent_at).min(u64::from(u32::MAX - 1)) as u32;
+        let rtt = now
+            .as_micros()
+            .saturating_sub(sent_at)
+            .min(u64::from(u32::MAX - 1)) as u32;
         self.measured(now, from, rtt);
     }
 
@@ -178,7 +187,12 @@ impl Node {
     }
 
     pub(super) fn on_leaf_set_request(&mut self, _now: Instant, from: NodeHandle, nonce: u64) {
-        let leaf_set: Vec<NodeHandle> = self.leaf.members().copied().filter(|h| h.id != from.id).collect();
+        let leaf_set: Vec<NodeHandle> = self
+            .leaf
+            .members()
+            .copied()
+            .filter(|h| h.id != from.id)
+            .collect();
         let msg = Message::LeafSetReply {
             nonce,
             active: self.phase == Phase::Active,
@@ -187,7 +201,13 @@ impl Node {
         self.send(from.addr, &msg);
     }
 
-    pub(super) fn on_leaf_set_reply(&mut self, now: Instant, from: NodeHandle, nonce: u64, list: &[NodeHandle]) {
+    pub(super) fn on_leaf_set_reply(
+        &mut self,
+        now: Instant,
+        from: NodeHandle,
+        nonce: u64,
+        list: &[NodeHandle],
+    ) {
         if let Some(rtt) = self.answer_probe(now, from.id, nonce) {
             self.measured(now, from, rtt);
         }
@@ -288,7 +308,8 @@ impl Node {
         }
         let jitter = Duration(self.rng.below(period.as_micros() / 10 + 1));
         self.maint.leaf_tick_at = now + period + jitter;
-        self.timers.set(self.maint.leaf_tick_at, Timer::LeafMaintenance);
+        self.timers
+            .set(self.maint.leaf_tick_at, Timer::LeafMaintenance);
     }
 
     /// Routing-table tick: ask a random entry of a random used row for its row.

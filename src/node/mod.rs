@@ -40,8 +40,8 @@ mod maintenance;
 mod routing;
 mod timers;
 
-use std::collections::VecDeque;
 use core::net::SocketAddr;
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 
@@ -57,7 +57,7 @@ use crate::time::{Duration, Instant};
 use crate::util::FxHashMap;
 use crate::wire::{self, Message, MessageType};
 
-use timers::{SeenFilter, Timer, Timers};
+use timers::{Timer, Timers};
 
 /// What happened, for the application. Drained with [`Node::poll_event`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -450,10 +450,17 @@ impl Node {
     fn activate(&mut self, now: Instant) {
         self.phase = Phase::Active;
         self.events.push_back(Event::Joined);
-        let jitter = Duration(self.rng.below(self.cfg.leaf_probe_period.as_micros().max(1)));
+        let jitter = Duration(
+            self.rng
+                .below(self.cfg.leaf_probe_period.as_micros().max(1)),
+        );
         self.maint.leaf_tick_at = now + jitter + self.cfg.leaf_probe_period;
-        self.timers.set(self.maint.leaf_tick_at, Timer::LeafMaintenance);
-        let jitter = Duration(self.rng.below(self.cfg.rt_maintenance_period.as_micros().max(1)));
+        self.timers
+            .set(self.maint.leaf_tick_at, Timer::LeafMaintenance);
+        let jitter = Duration(
+            self.rng
+                .below(self.cfg.rt_maintenance_period.as_micros().max(1)),
+        );
         self.maint.rt_tick_at = now + jitter + self.cfg.rt_maintenance_period;
         self.timers.set(self.maint.rt_tick_at, Timer::RtMaintenance);
         self.flush_held(now);
@@ -504,7 +511,8 @@ impl Node {
         }
         let mut kept = self.leaf.contains(h.id);
         if self.leaf.would_accept(h.id) {
-            let before: smallvec::SmallVec<[NodeHandle; 16]> = self.leaf.members().copied().collect();
+            let before: smallvec::SmallVec<[NodeHandle; 16]> =
+                self.leaf.members().copied().collect();
             if self.leaf.insert(h) {
                 self.events.push_back(Event::NeighborJoined(h));
                 self.maint.leaf_changed = true;
@@ -540,7 +548,9 @@ impl Node {
 
     /// Whether `id` is in any table.
     fn knows(&self, id: Id) -> bool {
-        self.leaf.contains(id) || self.rt.find(id).is_some() || self.nbr.members().any(|h| h.id == id)
+        self.leaf.contains(id)
+            || self.rt.find(id).is_some()
+            || self.nbr.members().any(|h| h.id == id)
     }
 
     /// Drops peer records of nodes no table holds any more (keeps state bounded).
@@ -574,7 +584,8 @@ impl Node {
             _ => self.cfg.rto_initial,
         };
         let base = base.max(self.cfg.rto_min);
-        base.saturating_mul(1 << attempt.min(10)).min(self.cfg.rto_max)
+        base.saturating_mul(1 << attempt.min(10))
+            .min(self.cfg.rto_max)
     }
 
     /// Declares `id` failed: removes it everywhere, remembers it, repairs, reroutes its messages.

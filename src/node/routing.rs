@@ -2,8 +2,8 @@
 //! acknowledgements with RTT-based retransmission, rerouting around failed hops, duplicate
 //! suppression, and the KBR queries.
 
-use std::collections::VecDeque;
 use core::fmt;
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 
@@ -44,7 +44,9 @@ impl fmt::Display for RouteError {
             RouteError::PayloadTooLarge { len, max } => {
                 write!(f, "payload of {len} bytes exceeds the limit of {max}")
             }
-            RouteError::NotActive => f.write_str("the node has not joined an overlay (or has stopped)"),
+            RouteError::NotActive => {
+                f.write_str("the node has not joined an overlay (or has stopped)")
+            }
             RouteError::NoDestination => f.write_str("route needs a key, a hint, or both"),
             RouteError::Overloaded => f.write_str("too many messages awaiting acknowledgement"),
         }
@@ -130,7 +132,11 @@ impl RoutingState {
 
     pub(super) fn heap_bytes(&self) -> usize {
         self.pending.capacity() * 64
-            + self.pending.values().map(|p| p.frame.capacity()).sum::<usize>()
+            + self
+                .pending
+                .values()
+                .map(|p| p.frame.capacity())
+                .sum::<usize>()
             + self.seen.heap_bytes()
             + self.delivered.heap_bytes()
             + self.held.capacity() * 96
@@ -206,8 +212,16 @@ impl Node {
             return;
         }
         self.send(from.addr, &Message::Ack { msg_id, hops });
-        let expires = now + self.cfg.rto_max.saturating_mul(u64::from(self.cfg.max_retries) + 2);
-        if !self.routing.seen.insert(now, hop_key(msg_id, hops), expires) {
+        let expires = now
+            + self
+                .cfg
+                .rto_max
+                .saturating_mul(u64::from(self.cfg.max_retries) + 2);
+        if !self
+            .routing
+            .seen
+            .insert(now, hop_key(msg_id, hops), expires)
+        {
             self.stats.duplicates += 1;
             return;
         }
@@ -298,7 +312,11 @@ impl Node {
     }
 
     fn deliver(&mut self, now: Instant, msg: Routed) {
-        let expires = now + self.cfg.rto_max.saturating_mul(u64::from(self.cfg.max_retries) + 2);
+        let expires = now
+            + self
+                .cfg
+                .rto_max
+                .saturating_mul(u64::from(self.cfg.max_retries) + 2);
         if !self.routing.delivered.insert(now, msg.msg_id, expires) {
             self.stats.duplicates += 1;
             return;
@@ -371,14 +389,21 @@ impl Node {
 
     pub(super) fn on_ack(&mut self, now: Instant, from: NodeHandle, msg_id: u64, hops: u8) {
         let k = (msg_id, hops);
-        if !self.routing.pending.get(&k).is_some_and(|p| p.dst.id == from.id) {
+        if !self
+            .routing
+            .pending
+            .get(&k)
+            .is_some_and(|p| p.dst.id == from.id)
+        {
             return;
         }
         // The key was just found.
         let p = self.routing.pending.remove(&k).expect("present");
         if p.attempts == 1 {
             // Karn: only unambiguous samples.
-            let rtt = (now - p.first_sent).as_micros().min(u64::from(u32::MAX - 1)) as u32;
+            let rtt = (now - p.first_sent)
+                .as_micros()
+                .min(u64::from(u32::MAX - 1)) as u32;
             self.rtt_sample(from.id, rtt);
         }
         self.recycle(p.frame);
@@ -406,7 +431,11 @@ impl Node {
         }
         let rto = self.rto(dst.id, attempts);
         let frame = {
-            let p = self.routing.pending.get_mut(&(msg_id, hops)).expect("checked above");
+            let p = self
+                .routing
+                .pending
+                .get_mut(&(msg_id, hops))
+                .expect("checked above");
             p.attempts += 1;
             p.deadline = now + rto;
             core::mem::take(&mut p.frame)

@@ -88,6 +88,7 @@ impl SeenFilter {
         true
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.order.len()
     }
@@ -122,8 +123,14 @@ mod tests {
         t.set(Instant(3), Timer::LeafMaintenance);
         assert_eq!(t.next_deadline(), Some(Instant(3)));
         assert_eq!(t.pop_due(Instant(2)), None);
-        assert_eq!(t.pop_due(Instant(9)), Some((Instant(3), Timer::LeafMaintenance)));
-        assert_eq!(t.pop_due(Instant(9)), Some((Instant(5), Timer::RtMaintenance)));
+        assert_eq!(
+            t.pop_due(Instant(9)),
+            Some((Instant(3), Timer::LeafMaintenance))
+        );
+        assert_eq!(
+            t.pop_due(Instant(9)),
+            Some((Instant(5), Timer::RtMaintenance))
+        );
         assert_eq!(t.len(), 0);
     }
 }

@@ -11,9 +11,9 @@ mod oracle;
 mod report;
 mod topology;
 
+use core::net::{Ipv4Addr, SocketAddr};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use core::net::{Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
 
@@ -96,7 +96,11 @@ impl Ord for Queued {
 
 #[derive(Debug)]
 enum Ev {
-    Datagram { to: NodeIdx, from: SocketAddr, data: Vec<u8> },
+    Datagram {
+        to: NodeIdx,
+        from: SocketAddr,
+        data: Vec<u8>,
+    },
     Timer(NodeIdx),
     Lookup,
 }
@@ -161,7 +165,9 @@ fn idx_of(addr: SocketAddr) -> Option<NodeIdx> {
         SocketAddr::V4(a) => {
             let o = a.ip().octets();
             let hi = u32::from(a.port().checked_sub(10_000)?);
-            Some(NodeIdx((hi << 24) | (u32::from(o[1]) << 16) | (u32::from(o[2]) << 8) | u32::from(o[3])))
+            Some(NodeIdx(
+                (hi << 24) | (u32::from(o[1]) << 16) | (u32::from(o[2]) << 8) | u32::from(o[3]),
+            ))
         }
         SocketAddr::V6(_) => None,
     }
@@ -377,10 +383,10 @@ impl Sim {
             return;
         }
         let copies = if self.rng.chance(f.duplicate) { 2 } else { 1 };
-        let lat = self
-            .cfg
-            .topology
-            .latency(self.slots[from.0 as usize].pos, self.slots[to.0 as usize].pos);
+        let lat = self.cfg.topology.latency(
+            self.slots[from.0 as usize].pos,
+            self.slots[to.0 as usize].pos,
+        );
         for _ in 0..copies {
             let mut d = data.to_vec();
             if self.rng.chance(f.corrupt) && !d.is_empty() {
@@ -408,7 +414,9 @@ impl Sim {
                 self.report.joined += 1;
             }
             Event::JoinFailed => self.report.join_failed += 1,
-            Event::Delivered { msg_id, key, hops, .. } => {
+            Event::Delivered {
+                msg_id, key, hops, ..
+            } => {
                 let Some(rec) = self.lookups.get_mut(&msg_id) else {
                     return;
                 };
@@ -601,7 +609,11 @@ impl Sim {
             have += n.routing_table().len();
             could += self.oracle.fillable_cells(n.id(), b);
         }
-        let fill = if could == 0 { 1.0 } else { have as f64 / could as f64 };
+        let fill = if could == 0 {
+            1.0
+        } else {
+            have as f64 / could as f64
+        };
         (fill, have as f64 / nodes.max(1) as f64)
     }
 

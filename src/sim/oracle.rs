@@ -30,11 +30,19 @@ impl Oracle {
 
     /// The first id clockwise from `key` (inclusive), wrapping.
     fn succ(&self, key: Id) -> Option<Id> {
-        self.ids.range(key..).next().or_else(|| self.ids.iter().next()).copied()
+        self.ids
+            .range(key..)
+            .next()
+            .or_else(|| self.ids.iter().next())
+            .copied()
     }
     /// The first id counter-clockwise from `key` (exclusive), wrapping.
     fn pred(&self, key: Id) -> Option<Id> {
-        self.ids.range(..key).next_back().or_else(|| self.ids.iter().next_back()).copied()
+        self.ids
+            .range(..key)
+            .next_back()
+            .or_else(|| self.ids.iter().next_back())
+            .copied()
     }
 
     /// The root of `key`: the numerically closest live node (ties to the smaller id).
@@ -91,7 +99,11 @@ impl Oracle {
             // Deeper rows need nodes sharing r+1 digits: stop when none but `own` does.
             let lo = own.with_digit(r, own.digit(r, b), b);
             let span_bits = 128 - b.bits() as usize * (r + 1);
-            let hi = if span_bits == 0 { lo } else { Id(lo.0 | ((1u128 << span_bits) - 1)) };
+            let hi = if span_bits == 0 {
+                lo
+            } else {
+                Id(lo.0 | ((1u128 << span_bits) - 1))
+            };
             if self.ids.range(lo..=hi).nth(1).is_none() {
                 break;
             }

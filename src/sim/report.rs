@@ -155,11 +155,29 @@ impl Report {
     pub fn human(&self, s: &Summary) -> String {
         let mut o = String::new();
         let log16 = (s.nodes.max(1) as f64).log(16.0);
-        let pct = |a: u64, b: u64| if b == 0 { 100.0 } else { 100.0 * a as f64 / b as f64 };
-        let _ = writeln!(o, "pastry simulation: {} nodes ({} live, {} joined, {} join failures, {} crashed)", s.nodes, self.live_nodes, self.joined, self.join_failed, self.crashed);
+        let pct = |a: u64, b: u64| {
+            if b == 0 {
+                100.0
+            } else {
+                100.0 * a as f64 / b as f64
+            }
+        };
+        let _ = writeln!(
+            o,
+            "pastry simulation: {} nodes ({} live, {} joined, {} join failures, {} crashed)",
+            s.nodes, self.live_nodes, self.joined, self.join_failed, self.crashed
+        );
         let _ = writeln!(o, "  lookups      {} issued, {} delivered ({:.3}%), {} at the oracle root ({:.3}%), {} lost, {} duplicates, {} undeliverable, {} refused",
             self.lookups, self.delivered, pct(self.delivered, self.lookups), self.correct, pct(self.correct, self.delivered), s.lost, self.duplicates, self.undeliverable, self.refused);
-        let _ = writeln!(o, "  hops         mean {:.3} (log16 N = {:.2}), max {}, p50 {}, p99 {}", self.hops.mean(), log16, self.hops.max(), self.hops.quantile(0.5), self.hops.quantile(0.99));
+        let _ = writeln!(
+            o,
+            "  hops         mean {:.3} (log16 N = {:.2}), max {}, p50 {}, p99 {}",
+            self.hops.mean(),
+            log16,
+            self.hops.max(),
+            self.hops.quantile(0.5),
+            self.hops.quantile(0.99)
+        );
         let mut hist = String::new();
         for (h, c) in self.hops.buckets().iter().enumerate() {
             if *c > 0 {
@@ -167,19 +185,48 @@ impl Report {
             }
         }
         let _ = writeln!(o, "  hop counts  {hist}");
-        let _ = writeln!(o, "  latency      p50 {:.1} ms, p99 {:.1} ms; delay stretch mean {:.3}", self.latency_us.quantile(0.5) as f64 / 1e3, self.latency_us.quantile(0.99) as f64 / 1e3, self.stretch_mean());
+        let _ = writeln!(
+            o,
+            "  latency      p50 {:.1} ms, p99 {:.1} ms; delay stretch mean {:.3}",
+            self.latency_us.quantile(0.5) as f64 / 1e3,
+            self.latency_us.quantile(0.99) as f64 / 1e3,
+            self.stretch_mean()
+        );
         let _ = writeln!(o, "  tables       routing table {:.1}% of a perfect table, {:.1} entries mean; {} leaf sets differ from the oracle", s.rt_fill * 100.0, s.rt_entries_mean, s.wrong_leaf_sets);
-        let per = |x: u64| if self.node_seconds > 0.0 { x as f64 / self.node_seconds } else { 0.0 };
+        let per = |x: u64| {
+            if self.node_seconds > 0.0 {
+                x as f64 / self.node_seconds
+            } else {
+                0.0
+            }
+        };
         let _ = writeln!(o, "  traffic      join {:.1} msgs/node; maintenance {:.3} msgs/node/s, {:.1} bytes/node/s; {} datagrams ({} dropped)",
             self.join_msgs as f64 / self.live_nodes.max(1) as f64, per(self.maintenance_msgs), per(self.maintenance_bytes), self.datagrams, self.dropped);
-        let _ = writeln!(o, "  memory       {:.1} KiB/node (tables, queues, maps)", self.node_bytes as f64 / self.live_nodes.max(1) as f64 / 1024.0);
-        let _ = writeln!(o, "  time         {:.1} s virtual, {:.1} s wall, {} node inputs ({:.0}/s)", s.virtual_s, s.wall_s, self.events, self.events as f64 / s.wall_s.max(1e-9));
+        let _ = writeln!(
+            o,
+            "  memory       {:.1} KiB/node (tables, queues, maps)",
+            self.node_bytes as f64 / self.live_nodes.max(1) as f64 / 1024.0
+        );
+        let _ = writeln!(
+            o,
+            "  time         {:.1} s virtual, {:.1} s wall, {} node inputs ({:.0}/s)",
+            s.virtual_s,
+            s.wall_s,
+            self.events,
+            self.events as f64 / s.wall_s.max(1e-9)
+        );
         o
     }
 
     /// One JSON object (a single line).
     pub fn json(&self, s: &Summary) -> String {
-        let per = |x: u64| if self.node_seconds > 0.0 { x as f64 / self.node_seconds } else { 0.0 };
+        let per = |x: u64| {
+            if self.node_seconds > 0.0 {
+                x as f64 / self.node_seconds
+            } else {
+                0.0
+            }
+        };
         let hist: Vec<String> = self.hops.buckets().iter().map(u64::to_string).collect();
         format!(
             concat!(
