@@ -103,6 +103,16 @@ enum Ev {
     },
     Timer(NodeIdx),
     Lookup,
+    Churn,
+}
+
+/// A churn process: nodes arrive (Poisson) and depart after exponential sessions.
+#[derive(Clone, Copy, Debug)]
+struct Churn {
+    mean_session: Duration,
+    graceful: f64,
+    until: Instant,
+    target: usize,
 }
 
 struct Slot {
@@ -137,6 +147,7 @@ pub struct Sim {
     pending_lookups: u64,
     lookup_gap: Duration,
     lookup_payload: usize,
+    churn: Option<Churn>,
     digest: FxHasher,
     buf: Vec<u8>,
     /// Aggregated results.
@@ -188,6 +199,7 @@ impl Sim {
             pending_lookups: 0,
             lookup_gap: Duration::from_millis(1),
             lookup_payload: 32,
+            churn: None,
             digest: FxHasher::default(),
             buf: Vec::new(),
             report: Report {
@@ -500,6 +512,7 @@ impl Sim {
                 self.report.events += 1;
                 self.pump(i);
             }
+            Ev::Churn => self.churn_step(),
             Ev::Lookup => {
                 if self.pending_lookups == 0 {
                     return;
@@ -512,6 +525,57 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// Starts churn until `until`: departures at rate `live / mean_session` (a fraction
+    /// `graceful` of them leave gracefully, the rest crash) and arrivals at the rate that keeps
+    /// the overlay near its current size.
+    pub fn start_churn(&mut self, mean_session: Duration, graceful: f64, until: Instant) {
+        self.churn = Some(Churn {
+            mean_session,
+            graceful,
+            until,
+            target: self.oracle.len().max(2),
+        });
+        self.schedule_churn();
+    }
+
+    fn schedule_churn(&mut self) {
+        let Some(c) = self.churn else {
+            return;
+        };
+        // Departures and arrivals each at rate target / mean_session.
+        let rate = 2.0 * c.target as f64 / c.mean_session.as_secs_f64().max(1e-6);
+        let gap = Duration((self.rng.exp(1.0 / rate) * 1e6) as u64 + 1);
+        let at = self.now + gap;
+        if at <= c.until {
+            self.push(at, Ev::Churn);
+        } else {
+            self.churn = None;
+        }
+    }
+
+    fn churn_step(&mut self) {
+        let Some(c) = self.churn else {
+            return;
+        };
+        let live = self.oracle.len();
+        let depart = self.rng.chance(0.5) && live > 2;
+        if depart || live > c.target * 2 {
+            if let Some(v) = self.random_active() {
+                if self.rng.chance(c.graceful) {
+                    self.leave(v);
+                    self.report.left += 1;
+                } else {
+                    self.crash(v);
+                }
+            }
+        } else {
+            let i = self.add_node(None);
+            let boot = self.random_active();
+            self.start(i, boot);
+        }
+        self.schedule_churn();
     }
 
     /// Routes one message to a random key from a random active node, recorded for the oracle.

@@ -78,6 +78,8 @@ pub struct Report {
     pub join_failed: u64,
     /// Nodes crashed.
     pub crashed: u64,
+    /// Nodes that left gracefully.
+    pub left: u64,
     /// Lookups issued.
     pub lookups: u64,
     /// Lookups refused by `route` (node not active, overloaded).
