@@ -129,7 +129,7 @@ impl Config {
     /// The first field found out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = self.leaf_set_size;
-        if l < 2 || l > 64 || l % 2 != 0 {
+        if !(2..=64).contains(&l) || l % 2 != 0 {
             return Err(ConfigError::LeafSetSize(l));
         }
         if self.neighborhood_size > 256 {
@@ -147,7 +147,7 @@ impl Config {
             self.join_timeout,
             self.tombstone_ttl,
         ];
-        if timers.iter().any(|t| *t == Duration::ZERO) || self.rto_min > self.rto_max {
+        if timers.contains(&Duration::ZERO) || self.rto_min > self.rto_max {
             return Err(ConfigError::Timers);
         }
         if self.max_pending == 0

@@ -382,7 +382,17 @@ impl Node {
                 hops,
                 flags,
                 payload,
-            } => self.on_routed(now, from, msg_id, key, source, hops, flags, payload),
+            } => {
+                let msg = routing::Routed {
+                    msg_id,
+                    key,
+                    source,
+                    hops,
+                    flags,
+                    payload,
+                };
+                self.on_routed(now, from, msg)
+            }
             Message::Ack { msg_id, hops } => self.on_ack(now, from, msg_id, hops),
             Message::Leave { leaf_set } => self.on_leave(now, from, &leaf_set),
             Message::Undeliverable {

@@ -92,12 +92,12 @@ pub trait Forwarder {
 /// A routed message as the node handles it.
 #[derive(Clone, Debug)]
 pub(super) struct Routed {
-    msg_id: u64,
-    key: Id,
-    source: NodeHandle,
-    hops: u8,
-    flags: RoutedFlags,
-    payload: Bytes,
+    pub(super) msg_id: u64,
+    pub(super) key: Id,
+    pub(super) source: NodeHandle,
+    pub(super) hops: u8,
+    pub(super) flags: RoutedFlags,
+    pub(super) payload: Bytes,
 }
 
 /// A hop transmission awaiting its acknowledgement.
@@ -197,20 +197,11 @@ impl Node {
         Ok(msg_id)
     }
 
-    pub(super) fn on_routed(
-        &mut self,
-        now: Instant,
-        from: NodeHandle,
-        msg_id: u64,
-        key: Id,
-        source: NodeHandle,
-        hops: u8,
-        flags: RoutedFlags,
-        payload: Bytes,
-    ) {
+    pub(super) fn on_routed(&mut self, now: Instant, from: NodeHandle, msg: Routed) {
         if self.phase == Phase::Stopped {
             return;
         }
+        let (msg_id, hops, flags) = (msg.msg_id, msg.hops, msg.flags);
         self.send(from.addr, &Message::Ack { msg_id, hops });
         let expires = now
             + self
@@ -225,14 +216,6 @@ impl Node {
             self.stats.duplicates += 1;
             return;
         }
-        let msg = Routed {
-            msg_id,
-            key,
-            source,
-            hops,
-            flags,
-            payload,
-        };
         if flags.direct() {
             self.deliver(now, msg);
         } else {
@@ -389,16 +372,13 @@ impl Node {
 
     pub(super) fn on_ack(&mut self, now: Instant, from: NodeHandle, msg_id: u64, hops: u8) {
         let k = (msg_id, hops);
-        if !self
-            .routing
-            .pending
-            .get(&k)
-            .is_some_and(|p| p.dst.id == from.id)
-        {
-            return;
+        match self.routing.pending.get(&k) {
+            Some(p) if p.dst.id == from.id => {}
+            _ => return,
         }
-        // The key was just found.
-        let p = self.routing.pending.remove(&k).expect("present");
+        let Some(p) = self.routing.pending.remove(&k) else {
+            return;
+        };
         if p.attempts == 1 {
             // Karn: only unambiguous samples.
             let rtt = (now - p.first_sent)
