@@ -26,6 +26,7 @@
 //! node.route(Instant::ZERO, Some(key), b"hello".as_slice(), None).unwrap();
 //! let mut buf = Vec::new();
 //! while let Some(_dst) = node.poll_transmit(&mut buf) { /* send buf to _dst */ }
+//! assert_eq!(node.poll_event(), Some(Event::Joined));
 //! match node.poll_event() {
 //!     Some(Event::Delivered { payload, .. }) => assert_eq!(&payload[..], b"hello"),
 //!     other => panic!("{other:?}"),
