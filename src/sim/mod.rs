@@ -684,12 +684,16 @@ impl Sim {
     /// Sums every live node's counters into the report's traffic figures.
     pub fn collect_traffic(&mut self) {
         let (mut maint, mut maint_bytes, mut join, mut mem) = (0u64, 0u64, 0u64, 0usize);
+        self.report.msgs_by_type = [0; 16];
         let mut n = 0u64;
         let mut alive_s = 0.0;
         for s in &self.slots {
             if let Some(node) = &s.node {
                 alive_s += (self.now - s.started).as_secs_f64();
                 let st = node.stats();
+                for (t, c) in st.sent_by_type.iter().enumerate() {
+                    self.report.msgs_by_type[t] += c;
+                }
                 maint += st.maintenance_msgs();
                 maint_bytes += st.maintenance_bytes();
                 join += st.join_msgs();

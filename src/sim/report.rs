@@ -114,6 +114,8 @@ pub struct Report {
     pub maintenance_bytes: u64,
     /// Join messages sent by live nodes.
     pub join_msgs: u64,
+    /// Messages sent by live nodes, by wire message type number.
+    pub msgs_by_type: [u64; 16],
     /// Approximate memory of live nodes, bytes.
     pub node_bytes: u64,
     /// Live nodes at collection.
