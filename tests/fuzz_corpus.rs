@@ -156,7 +156,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let join_reply = |rows: u8| {
         let mut body = vec![0; 8];
         body.extend_from_slice(&[0, rows]);
-        body.extend(std::iter::repeat([3u8, 0, 0]).take(rows.into()).flatten());
+        body.extend(std::iter::repeat_n([3u8, 0, 0], rows.into()).flatten());
         body.extend_from_slice(&[0; 4]);
         reframe(&empty_join, &body)
     };
