@@ -81,7 +81,7 @@ pub(crate) fn main(argv: &[String]) -> Result<(), String> {
     let step = (nodes / 10).max(1);
     for k in 0..nodes {
         let i = sim.add_node(None);
-        let boot = sim.random_active();
+        let boot = sim.nearby_active(i);
         sim.start(i, boot);
         sim.run_for(gap);
         if (k + 1) % step == 0 {
@@ -115,8 +115,9 @@ pub(crate) fn main(argv: &[String]) -> Result<(), String> {
         sim.run_for(Duration::from_secs(60));
     }
 
-    // 3. Lookups, under churn if asked.
+    // 3. Lookups, under churn if asked. Maintenance is measured over this phase.
     sim.reset_lookups();
+    sim.mark_traffic();
     let phase = match churn_session {
         Some(_) => Duration::from_secs(600),
         None => Duration((lookups * 100).max(1)),

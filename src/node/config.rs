@@ -23,7 +23,8 @@ pub struct Config {
     pub seed: u64,
     /// Largest application payload accepted by `route` (bytes, at most [`MAX_PAYLOAD_LIMIT`]).
     pub max_payload: usize,
-    /// Period of leaf-set liveness checks: a leaf not heard from for this long is pinged.
+    /// Period of leaf-set liveness checks: one of the two nearest leaves on each side not heard
+    /// from for this long is pinged (farther leaves after three periods).
     pub leaf_probe_period: Duration,
     /// Leaf sets are exchanged with the two adjacent leaves every this many probe periods
     /// (doubling, up to 8×, while the leaf set does not change).
@@ -69,7 +70,7 @@ impl Default for Config {
             network: 0,
             seed: 0,
             max_payload: 16 * 1024,
-            leaf_probe_period: Duration::from_secs(5),
+            leaf_probe_period: Duration::from_secs(10),
             leaf_exchange_every: 4,
             rt_maintenance_period: Duration::from_secs(30),
             rto_initial: Duration::from_millis(500),

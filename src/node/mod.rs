@@ -125,6 +125,10 @@ pub struct Stats {
     pub outbox_drops: u64,
     /// Messages sent, by [`MessageType`] number.
     pub sent_by_type: [u64; 16],
+    /// Messages sent while joining (requests, probes, announcements), of any type.
+    pub sent_while_joining: u64,
+    /// Bytes sent while joining.
+    pub bytes_while_joining: u64,
     /// Bytes sent, by [`MessageType`] number.
     pub bytes_by_type: [u64; 16],
     /// Routed messages forwarded to another node.
@@ -142,29 +146,32 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Messages sent that were maintenance: not routed data, acks or join traffic.
+    /// Messages sent that were maintenance: not routed data or acks, and not sent while
+    /// joining (nor join replies sent to others' joins).
     pub fn maintenance_msgs(&self) -> u64 {
-        self.sent_by_type.iter().sum::<u64>() - self.data_msgs() - self.join_msgs()
+        let t = |m: MessageType| self.sent_by_type[m as usize];
+        let other_joins = t(MessageType::JoinRequest) + t(MessageType::JoinReply);
+        (self.sent_by_type.iter().sum::<u64>() - self.data_msgs() - self.sent_while_joining)
+            .saturating_sub(other_joins)
     }
-    /// Bytes of maintenance messages sent.
+    /// Bytes of maintenance messages sent (see [`Stats::maintenance_msgs`]).
     pub fn maintenance_bytes(&self) -> u64 {
         let t = |m: MessageType| self.bytes_by_type[m as usize];
-        self.bytes_by_type.iter().sum::<u64>()
+        (self.bytes_by_type.iter().sum::<u64>()
             - t(MessageType::Routed)
             - t(MessageType::Ack)
-            - t(MessageType::JoinRequest)
-            - t(MessageType::JoinReply)
             - t(MessageType::Undeliverable)
+            - self.bytes_while_joining)
+            .saturating_sub(t(MessageType::JoinRequest) + t(MessageType::JoinReply))
     }
     /// Routed messages, acks and undeliverable reports sent.
     pub fn data_msgs(&self) -> u64 {
         let t = |m: MessageType| self.sent_by_type[m as usize];
         t(MessageType::Routed) + t(MessageType::Ack) + t(MessageType::Undeliverable)
     }
-    /// Join requests and replies sent.
+    /// What joining cost this node: every message it sent while joining.
     pub fn join_msgs(&self) -> u64 {
-        let t = |m: MessageType| self.sent_by_type[m as usize];
-        t(MessageType::JoinRequest) + t(MessageType::JoinReply)
+        self.sent_while_joining
     }
 }
 
@@ -434,11 +441,7 @@ impl Node {
         }
         let mut buf = self.pool.pop().unwrap_or_default();
         wire::encode(self.cfg.network, self.me.id, msg, &mut buf);
-        let ty = msg.message_type() as usize;
-        self.stats.sent_by_type[ty] += 1;
-        self.stats.bytes_by_type[ty] += buf.len() as u64;
-        self.stats.datagrams_out += 1;
-        self.stats.bytes_out += buf.len() as u64;
+        self.count_sent(msg.message_type(), buf.len());
         self.outbox.push_back((dst, buf));
     }
 
@@ -451,11 +454,20 @@ impl Node {
         let mut buf = self.pool.pop().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(frame);
-        self.stats.sent_by_type[ty as usize] += 1;
-        self.stats.bytes_by_type[ty as usize] += buf.len() as u64;
-        self.stats.datagrams_out += 1;
-        self.stats.bytes_out += buf.len() as u64;
+        self.count_sent(ty, buf.len());
         self.outbox.push_back((dst, buf));
+    }
+
+    fn count_sent(&mut self, ty: MessageType, len: usize) {
+        let st = &mut self.stats;
+        st.sent_by_type[ty as usize] += 1;
+        st.bytes_by_type[ty as usize] += len as u64;
+        st.datagrams_out += 1;
+        st.bytes_out += len as u64;
+        if self.phase == Phase::Joining {
+            st.sent_while_joining += 1;
+            st.bytes_while_joining += len as u64;
+        }
     }
 
     fn activate(&mut self, now: Instant) {
@@ -474,6 +486,11 @@ impl Node {
         );
         self.maint.rt_tick_at = now + jitter + self.cfg.rt_maintenance_period;
         self.timers.set(self.maint.rt_tick_at, Timer::RtMaintenance);
+        // Second stage of a join (locality): ask one node of every row for its row, and measure
+        // what they know, so the table starts near proximity-optimal.
+        for row in 0..self.rt.used_rows() {
+            self.ask_row(row, None);
+        }
         self.flush_held(now);
     }
 
