@@ -326,6 +326,7 @@ impl Node {
             };
             self.maint.leaf_changed = false;
         }
+        self.compact();
         let jitter = Duration(self.rng.below(period.as_micros() / 10 + 1));
         self.maint.leaf_tick_at = now + period + jitter;
         self.timers

@@ -60,6 +60,9 @@ use crate::wire::{self, Message, MessageType};
 
 use timers::{Timer, Timers};
 
+/// Spare send buffers kept for reuse (each holds up to one frame).
+const POOL_CAP: usize = 4;
+
 /// What happened, for the application. Drained with [`Node::poll_event`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -311,7 +314,7 @@ impl Node {
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         let (dst, mut data) = self.outbox.pop_front()?;
         core::mem::swap(buf, &mut data);
-        if data.capacity() > 0 && self.pool.len() < 64 {
+        if data.capacity() > 0 && self.pool.len() < POOL_CAP {
             data.clear();
             self.pool.push(data);
         }
@@ -486,6 +489,7 @@ impl Node {
         );
         self.maint.rt_tick_at = now + jitter + self.cfg.rt_maintenance_period;
         self.timers.set(self.maint.rt_tick_at, Timer::RtMaintenance);
+        self.compact();
         // Second stage of a join (locality): ask one node of every row for its row, and measure
         // what they know, so the table starts near proximity-optimal.
         for row in 0..self.rt.used_rows() {
@@ -645,19 +649,49 @@ impl Node {
         }
     }
 
+    /// Gives back memory that bursts (a join's probing, a flood of traffic) left allocated, so a
+    /// node's footprint follows its current state. Called every leaf tick and on activation.
+    fn compact(&mut self) {
+        fn shrink_map<K: Eq + core::hash::Hash, V>(m: &mut FxHashMap<K, V>) {
+            if m.capacity() > 4 * m.len() + 16 {
+                m.shrink_to(2 * m.len());
+            }
+        }
+        shrink_map(&mut self.peers);
+        shrink_map(&mut self.tombstones);
+        shrink_map(&mut self.maint.probes);
+        self.routing.shrink();
+        self.timers.shrink();
+        if self.outbox.is_empty() {
+            self.outbox.shrink_to(4);
+        }
+    }
+
     /// Approximate heap bytes this node holds (tables, maps, queues).
     pub fn heap_bytes(&self) -> usize {
+        self.heap_breakdown().iter().map(|(_, b)| b).sum()
+    }
+
+    /// [`Node::heap_bytes`] by part, for memory reports.
+    pub fn heap_breakdown(&self) -> [(&'static str, usize); 9] {
         use core::mem::size_of;
-        self.rt.heap_bytes()
-            + self.leaf.len() * size_of::<NodeHandle>()
-            + self.nbr.len() * (size_of::<NodeHandle>() + 4)
-            + self.peers.capacity() * (size_of::<Id>() + size_of::<Peer>() + 8)
-            + self.tombstones.capacity() * 40
-            + self.outbox.capacity() * 48
-            + self.pool.iter().map(Vec::capacity).sum::<usize>()
-            + self.routing.heap_bytes()
-            + self.maint.heap_bytes()
-            + self.timers.len() * 48
+        [
+            ("routing_table", self.rt.heap_bytes()),
+            (
+                "neighborhood",
+                self.nbr.len() * (size_of::<NodeHandle>() + 4),
+            ),
+            (
+                "peers",
+                self.peers.capacity() * (size_of::<Id>() + size_of::<Peer>() + 8),
+            ),
+            ("tombstones", self.tombstones.capacity() * 40),
+            ("outbox", self.outbox.capacity() * 48),
+            ("pool", self.pool.iter().map(Vec::capacity).sum::<usize>()),
+            ("routing", self.routing.heap_bytes()),
+            ("probes", self.maint.heap_bytes()),
+            ("timers", self.timers.capacity() * 48),
+        ]
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::timers::{SeenFilter, Timer};
-use super::{Event, Node, Phase};
+use super::{Event, Node, Phase, POOL_CAP};
 use crate::id::{Id, NodeHandle};
 use crate::router::{self, NextHop};
 use crate::time::{Duration, Instant};
@@ -127,6 +127,17 @@ impl RoutingState {
             seen: SeenFilter::new(SEEN_CAP),
             delivered: SeenFilter::new(SEEN_CAP),
             held: VecDeque::new(),
+        }
+    }
+
+    pub(super) fn shrink(&mut self) {
+        if self.pending.capacity() > 4 * self.pending.len() + 16 {
+            self.pending.shrink_to(2 * self.pending.len());
+        }
+        self.seen.shrink();
+        self.delivered.shrink();
+        if self.held.is_empty() {
+            self.held.shrink_to(0);
         }
     }
 
@@ -390,7 +401,7 @@ impl Node {
     }
 
     fn recycle(&mut self, mut buf: Vec<u8>) {
-        if self.pool.len() < 64 {
+        if self.pool.len() < POOL_CAP {
             buf.clear();
             self.pool.push(buf);
         }
