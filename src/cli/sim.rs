@@ -93,7 +93,7 @@ pub(crate) fn main(argv: &[String]) -> Result<(), String> {
             ));
         }
     }
-    sim.run_for(Duration::from_secs(30));
+    sim.run_for(Duration::from_secs(10));
     progress(&format!("joined: {} active of {nodes}", sim.oracle().len()));
 
     // 2. Optional mass failure, then time to repair.
@@ -120,7 +120,8 @@ pub(crate) fn main(argv: &[String]) -> Result<(), String> {
     sim.mark_traffic();
     let phase = match churn_session {
         Some(_) => Duration::from_secs(600),
-        None => Duration((lookups * 100).max(1)),
+        // At least a minute, so the maintenance rate covers several probe periods.
+        None => Duration((lookups * 100).max(60_000_000)),
     };
     let lookup_gap = Duration((phase.as_micros() / lookups.max(1)).max(1));
     if let Some(s) = churn_session {
@@ -141,7 +142,8 @@ pub(crate) fn main(argv: &[String]) -> Result<(), String> {
             sim.report.delivered
         ));
     }
-    sim.run_for(Duration::from_secs(120));
+    // Retransmissions may still be under way: wait for the stragglers (at most 120 s).
+    sim.drain_lookups(Duration::from_secs(120));
 
     // 4. Report.
     sim.collect_traffic();

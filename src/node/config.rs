@@ -70,7 +70,7 @@ impl Default for Config {
             network: 0,
             seed: 0,
             max_payload: 16 * 1024,
-            leaf_probe_period: Duration::from_secs(10),
+            leaf_probe_period: Duration::from_secs(20),
             leaf_exchange_every: 4,
             rt_maintenance_period: Duration::from_secs(30),
             rto_initial: Duration::from_millis(500),

@@ -643,6 +643,21 @@ impl Sim {
         }
     }
 
+    /// Lookups scheduled or in flight: neither delivered nor reported undeliverable yet.
+    pub fn outstanding_lookups(&self) -> u64 {
+        let r = &self.report;
+        self.pending_lookups + r.lookups.saturating_sub(r.delivered + r.undeliverable)
+    }
+
+    /// Runs until every lookup is delivered or reported, for at most `limit`.
+    pub fn drain_lookups(&mut self, limit: Duration) {
+        let end = self.now + limit;
+        while self.outstanding_lookups() > 0 && self.now < end {
+            let t = (self.now + Duration::from_millis(100)).min(end);
+            self.run_until(t);
+        }
+    }
+
     /// Lookups sent and never delivered nor reported (call after the network drained).
     pub fn lost_lookups(&self) -> u64 {
         self.lookups.values().filter(|r| r.deliveries == 0).count() as u64
