@@ -184,6 +184,15 @@ impl Node {
                     hops: hops + 1,
                 };
                 self.send(h.addr, &fwd);
+                // Join requests are not acknowledged: make sure a silent next hop gets noticed
+                // (and dropped from the tables) before the joiner's retry comes by.
+                let quiet = self
+                    .peers
+                    .get(&h.id)
+                    .is_none_or(|p| p.last_heard + self.cfg.leaf_probe_period <= now);
+                if quiet {
+                    self.probe(now, h, super::maintenance::ProbeKind::Ping, false);
+                }
             }
         }
         let reply = Message::JoinReply {
@@ -194,7 +203,6 @@ impl Node {
             neighbors,
         };
         self.send(joiner.addr, &reply);
-        let _ = now;
     }
 
     /// `decide`, ignoring the node `skip` (the joiner, which may already sit in our tables).

@@ -21,6 +21,9 @@ const FAR_FACTOR: u64 = 3;
 /// Unknown nodes of a received routing-table row measured for proximity (beyond empty cells).
 const PNS_PER_ROW: usize = 4;
 
+/// Probe retransmissions for a node not (yet) in any table.
+const CANDIDATE_RETRIES: u32 = 1;
+
 /// What a probe asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum ProbeKind {
@@ -37,6 +40,8 @@ pub(super) struct Probe {
     kind: ProbeKind,
     nonce: u64,
     attempts: u32,
+    /// Retransmissions allowed before the target is declared failed.
+    retries: u32,
     sent_at: Instant,
     deadline: Instant,
 }
@@ -107,6 +112,13 @@ impl Node {
                 kind,
                 nonce,
                 attempts: 1,
+                // A node already in our tables gets the full benefit of the doubt; a stranger
+                // named second-hand gets one retransmission (joins must not stall on the dead).
+                retries: if self.knows(h.id) {
+                    self.cfg.probe_retries
+                } else {
+                    CANDIDATE_RETRIES.min(self.cfg.probe_retries)
+                },
                 sent_at: now,
                 deadline,
             },
@@ -137,7 +149,7 @@ impl Node {
         if p.deadline != at {
             return;
         }
-        if p.attempts > self.cfg.probe_retries {
+        if p.attempts > p.retries {
             self.maint.probes.remove(&id);
             if self.knows(id) {
                 self.peer_failed(now, id);

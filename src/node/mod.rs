@@ -140,6 +140,8 @@ pub struct Stats {
     pub delivered: u64,
     /// Hop retransmissions.
     pub retransmits: u64,
+    /// Messages sent another way after their next hop stopped answering.
+    pub reroutes: u64,
     /// Duplicate hop transmissions suppressed.
     pub duplicates: u64,
     /// Nodes declared failed.

@@ -17,6 +17,8 @@ use crate::wire::{undeliverable_reason, Message, MessageType, RoutedFlags};
 
 /// How many recent hop transmissions / deliveries are remembered for duplicate suppression.
 const SEEN_CAP: usize = 4096;
+/// Unanswered transmissions of one hop after which its target is suspected and avoided.
+const SUSPECT_AFTER: u32 = 2;
 /// Messages held while the node is joining (it may be their root but may not deliver yet).
 const HELD_CAP: usize = 256;
 
@@ -408,40 +410,68 @@ impl Node {
     }
 
     pub(super) fn on_retransmit_timer(&mut self, now: Instant, at: Instant, msg_id: u64, hops: u8) {
-        let max_retries = self.cfg.max_retries;
-        let Some(p) = self.routing.pending.get(&(msg_id, hops)) else {
+        let k = (msg_id, hops);
+        let Some(p) = self.routing.pending.get(&k) else {
             return;
         };
         if p.deadline != at {
             return;
         }
         let (dst, attempts) = (p.dst, p.attempts);
-        if attempts > max_retries {
+        if attempts > self.cfg.max_retries {
             self.peer_failed(now, dst.id);
             return;
         }
-        let rto = self.rto(dst.id, attempts);
-        let frame = {
-            let p = self
-                .routing
-                .pending
-                .get_mut(&(msg_id, hops))
-                .expect("checked above");
-            p.attempts += 1;
-            p.deadline = now + rto;
-            core::mem::take(&mut p.frame)
-        };
-        self.send_raw(dst.addr, &frame, MessageType::Routed);
-        self.stats.retransmits += 1;
-        if let Some(p) = self.routing.pending.get_mut(&(msg_id, hops)) {
-            p.frame = frame;
-        }
-        if attempts >= 2 {
+        if attempts >= SUSPECT_AFTER {
+            // Two transmissions unanswered: suspect the hop, probe it, and route around it if
+            // the tables offer another way (the probe decides whether it is really gone).
             if let Some(peer) = self.peers.get_mut(&dst.id) {
                 peer.suspect = true;
             }
+            self.probe(now, dst, super::maintenance::ProbeKind::Ping, true);
+            if self.reroute_around(now, k, dst) {
+                return;
+            }
+        }
+        let rto = self.rto(dst.id, attempts);
+        let Some(p) = self.routing.pending.get_mut(&k) else {
+            return;
+        };
+        p.attempts += 1;
+        p.deadline = now + rto;
+        let frame = core::mem::take(&mut p.frame);
+        self.send_raw(dst.addr, &frame, MessageType::Routed);
+        self.stats.retransmits += 1;
+        if let Some(p) = self.routing.pending.get_mut(&k) {
+            p.frame = frame;
         }
         self.timers.set(now + rto, Timer::Retransmit(msg_id, hops));
+    }
+
+    /// Sends the message pending at `k` another way when the tables (suspects excluded) offer a
+    /// different next hop than `dst`. Leaf-set decisions never exclude a suspect (the root must
+    /// be the true closest node), and a message is never delivered here for lack of a route:
+    /// it then keeps waiting on `dst`.
+    fn reroute_around(&mut self, now: Instant, k: (u64, u8), dst: NodeHandle) -> bool {
+        let Some(p) = self.routing.pending.get(&k) else {
+            return false;
+        };
+        if p.msg.flags.direct() {
+            return false;
+        }
+        match self.decide(p.msg.key) {
+            Some(alt) if alt.id != dst.id => {}
+            _ => return false,
+        }
+        let Some(p) = self.routing.pending.remove(&k) else {
+            return false;
+        };
+        let mut msg = p.msg;
+        msg.hops = msg.hops.saturating_sub(1);
+        self.recycle(p.frame);
+        self.stats.reroutes += 1;
+        self.route_step(now, msg);
+        true
     }
 
     /// Reroutes every message waiting on `failed` (which has just been removed from the tables).

@@ -106,6 +106,17 @@ enum Ev {
     Churn,
 }
 
+/// Traffic counters of nodes that crashed or left (for the report).
+#[derive(Clone, Debug, Default)]
+struct Departed {
+    maint: u64,
+    maint_bytes: u64,
+    join: u64,
+    node_seconds: f64,
+    nodes: u64,
+    by_type: [u64; 16],
+}
+
 /// A churn process: nodes arrive (Poisson) and depart after exponential sessions.
 #[derive(Clone, Copy, Debug)]
 struct Churn {
@@ -151,6 +162,8 @@ pub struct Sim {
     lookup_payload: usize,
     churn: Option<Churn>,
     traffic_mark: Option<Instant>,
+    gone: Departed,
+    live_count: usize,
     digest: FxHasher,
     buf: Vec<u8>,
     /// Aggregated results.
@@ -204,6 +217,8 @@ impl Sim {
             lookup_payload: 32,
             churn: None,
             traffic_mark: None,
+            gone: Departed::default(),
+            live_count: 0,
             digest: FxHasher::default(),
             buf: Vec::new(),
             report: Report {
@@ -277,6 +292,7 @@ impl Sim {
         // The template was validated by the caller; a bad template is a programming error.
         let node = Node::new(cfg, sim_addr(idx)).expect("valid node config");
         let pos = self.cfg.topology.place(&mut self.rng);
+        self.live_count += 1;
         self.slots.push(Slot {
             node: Some(node),
             pos,
@@ -291,12 +307,20 @@ impl Sim {
     /// Starts node `i`: alone when `bootstrap` is `None`, else joining through it.
     pub fn start(&mut self, i: NodeIdx, bootstrap: Option<NodeIdx>) {
         let now = self.now;
+        let fallbacks: Vec<NodeIdx> = match bootstrap {
+            Some(_) => (0..2).filter_map(|_| self.random_active()).collect(),
+            None => Vec::new(),
+        };
         if let Some(n) = self.slots[i.0 as usize].node.as_mut() {
             match bootstrap {
                 None => n.start_alone(now),
                 Some(b) => {
+                    // Two random fallbacks after the chosen bootstrap, as a real deployment
+                    // would list several.
+                    let mut boots = vec![sim_addr(b)];
+                    boots.extend(fallbacks.iter().map(|&f| sim_addr(f)));
                     // The node is idle and the list non-empty: join cannot refuse.
-                    let _ = n.join(now, &[sim_addr(b)]);
+                    let _ = n.join(now, &boots);
                 }
             }
         }
@@ -336,6 +360,23 @@ impl Sim {
         best.map(|(_, c)| c)
     }
 
+    /// A uniformly random live node (active or still joining).
+    pub fn random_live(&mut self) -> Option<NodeIdx> {
+        for _ in 0..64 {
+            let i = NodeIdx(self.rng.below(self.slots.len().max(1) as u64) as u32);
+            if self
+                .slots
+                .get(i.0 as usize)
+                .is_some_and(|s| s.node.is_some())
+            {
+                return Some(i);
+            }
+        }
+        let live: Vec<NodeIdx> = self.live().collect();
+        live.get(self.rng.below(live.len() as u64) as usize)
+            .copied()
+    }
+
     /// A uniformly random active node.
     pub fn random_active(&mut self) -> Option<NodeIdx> {
         if self.oracle.is_empty() {
@@ -354,12 +395,7 @@ impl Sim {
 
     /// Crashes node `i`: it vanishes without a word.
     pub fn crash(&mut self, i: NodeIdx) {
-        let s = &mut self.slots[i.0 as usize];
-        if let Some(n) = s.node.take() {
-            if s.in_oracle {
-                self.oracle.remove(n.id());
-                s.in_oracle = false;
-            }
+        if self.retire(i) {
             self.report.crashed += 1;
         }
     }
@@ -371,13 +407,33 @@ impl Sim {
             n.leave(now);
         }
         self.pump(i);
+        self.retire(i);
+    }
+
+    /// Removes node `i`, keeping its traffic counters for the report; whether it was alive.
+    fn retire(&mut self, i: NodeIdx) -> bool {
+        let mark = self.traffic_mark.unwrap_or(Instant::ZERO);
+        let now = self.now;
         let s = &mut self.slots[i.0 as usize];
-        if let Some(n) = s.node.take() {
-            if s.in_oracle {
-                self.oracle.remove(n.id());
-                s.in_oracle = false;
-            }
+        let Some(n) = s.node.take() else {
+            return false;
+        };
+        self.live_count -= 1;
+        if s.in_oracle {
+            self.oracle.remove(n.id());
+            s.in_oracle = false;
         }
+        let g = &mut self.gone;
+        let st = n.stats();
+        g.maint += st.maintenance_msgs() - s.maint_mark.0;
+        g.maint_bytes += st.maintenance_bytes() - s.maint_mark.1;
+        g.join += st.join_msgs();
+        g.node_seconds += (now - s.started.max(mark)).as_secs_f64();
+        g.nodes += 1;
+        for (t, c) in st.sent_by_type.iter().enumerate() {
+            g.by_type[t] += c;
+        }
+        true
     }
 
     /// Drains node `i`'s outputs (datagrams, events, next deadline) after an input.
@@ -393,6 +449,12 @@ impl Sim {
         self.buf = buf;
         while let Some(ev) = node.poll_event() {
             self.on_event(i, &node, ev);
+        }
+        if node.phase() == Phase::Idle {
+            // It gave up joining: it is gone, like a crashed node.
+            self.slots[i.0 as usize].node = Some(node);
+            self.retire(i);
+            return;
         }
         let slot = &mut self.slots[i.0 as usize];
         if let Some(t) = node.poll_timeout() {
@@ -584,10 +646,11 @@ impl Sim {
         let Some(c) = self.churn else {
             return;
         };
-        let live = self.oracle.len();
+        let live = self.live_count;
         let depart = self.rng.chance(0.5) && live > 2;
         if depart || live > c.target * 2 {
-            if let Some(v) = self.random_active() {
+            // Any live node may end its session, joining or not.
+            if let Some(v) = self.random_live() {
                 if self.rng.chance(c.graceful) {
                     self.leave(v);
                     self.report.left += 1;
@@ -727,6 +790,11 @@ impl Sim {
     /// overlay's growth). Without a mark they count from each node's start.
     pub fn mark_traffic(&mut self) {
         self.traffic_mark = Some(self.now);
+        let join = self.gone.join;
+        self.gone = Departed {
+            join,
+            ..Departed::default()
+        };
         for s in &mut self.slots {
             s.maint_mark = s.node.as_ref().map_or((0, 0), |n| {
                 (n.stats().maintenance_msgs(), n.stats().maintenance_bytes())
@@ -755,13 +823,18 @@ impl Sim {
                 n += 1;
             }
         }
+        let g = &self.gone;
         let r = &mut self.report;
-        r.maintenance_msgs = maint;
-        r.maintenance_bytes = maint_bytes;
-        r.join_msgs = join;
+        for (t, c) in g.by_type.iter().enumerate() {
+            r.msgs_by_type[t] += c;
+        }
+        r.maintenance_msgs = maint + g.maint;
+        r.maintenance_bytes = maint_bytes + g.maint_bytes;
+        r.join_msgs = join + g.join;
+        r.joined_nodes = n + g.nodes;
         r.node_bytes = mem as u64;
         r.live_nodes = n;
-        r.node_seconds = alive_s;
+        r.node_seconds = alive_s + g.node_seconds;
     }
 
     /// Whether node `i` is alive and active.

@@ -124,6 +124,8 @@ pub struct Report {
     pub node_bytes: u64,
     /// Live nodes at collection.
     pub live_nodes: u64,
+    /// Nodes counted for per-node join cost: live ones plus those that departed.
+    pub joined_nodes: u64,
     /// Sum over live nodes of their lifetime, seconds.
     pub node_seconds: f64,
 }
@@ -219,7 +221,7 @@ impl Report {
             }
         };
         let _ = writeln!(o, "  traffic      join {:.1} msgs/node; maintenance {:.3} msgs/node/s, {:.1} bytes/node/s; {} datagrams ({} dropped)",
-            self.join_msgs as f64 / self.live_nodes.max(1) as f64, per(self.maintenance_msgs), per(self.maintenance_bytes), self.datagrams, self.dropped);
+            self.join_msgs as f64 / self.joined_nodes.max(1) as f64, per(self.maintenance_msgs), per(self.maintenance_bytes), self.datagrams, self.dropped);
         let names = [
             "",
             "join-req",
@@ -280,7 +282,7 @@ impl Report {
             s.nodes, self.live_nodes, self.lookups, self.delivered, self.correct, self.incorrect,
             s.lost, self.duplicates, self.undeliverable, self.refused, self.hops.mean(), self.hops.max(),
             hist.join(","), (s.nodes.max(1) as f64).log(16.0), self.stretch_mean(), self.stretch_of_sums(), self.latency_us.quantile(0.5), self.latency_us.quantile(0.99),
-            self.join_msgs as f64 / self.live_nodes.max(1) as f64, s.rt_entries_mean, s.rt_fill, s.wrong_leaf_sets,
+            self.join_msgs as f64 / self.joined_nodes.max(1) as f64, s.rt_entries_mean, s.rt_fill, s.wrong_leaf_sets,
             per(self.maintenance_msgs), per(self.maintenance_bytes),
             self.node_bytes / self.live_nodes.max(1), self.join_failed, self.crashed, s.virtual_s, s.wall_s,
         )
