@@ -76,12 +76,26 @@ impl Node {
     }
 
     fn send_join_request(&mut self, now: Instant) {
+        // A retry goes to the nearest live node already learned (it is probably the root or one
+        // hop from it, so a lossy path is short), every other retry to the next bootstrap.
+        let me = self.me.id;
+        let nearest = [self.leaf.cw_side().first(), self.leaf.ccw_side().first()]
+            .into_iter()
+            .flatten()
+            .min_by_key(|h| me.distance(h.id))
+            .copied();
         let j = &mut self.join;
         j.attempts += 1;
         j.join_id = self.rng.next_u64();
-        let dst = j.bootstraps[j.next % j.bootstraps.len()];
-        j.next += 1;
-        let backoff = 1u64 << (j.attempts - 1).min(3);
+        let dst = match nearest {
+            Some(h) if j.attempts % 2 == 0 => h.addr,
+            _ => {
+                let b = j.bootstraps[j.next % j.bootstraps.len()];
+                j.next += 1;
+                b
+            }
+        };
+        let backoff = 1u64 << (j.attempts - 1).min(2);
         j.retry_at = now + Duration(self.cfg.join_timeout.as_micros() * backoff);
         let (at, join_id) = (j.retry_at, j.join_id);
         self.timers.set(at, Timer::JoinRetry);

@@ -154,8 +154,10 @@ impl Node {
             if self.knows(id) {
                 self.peer_failed(now, id);
             } else {
-                // A candidate that never answered: keep stale lists from offering it again.
-                self.tombstone(now, id);
+                // A candidate that never answered: keep stale lists from offering it again for
+                // a little while (briefly: on a lossy path it may well be alive).
+                let ttl = self.cfg.leaf_probe_period.min(self.cfg.tombstone_ttl);
+                self.tombstone(now, id, ttl);
                 self.peers.remove(&id);
                 self.join_check_complete(now);
             }
@@ -263,7 +265,7 @@ impl Node {
     }
 
     pub(super) fn on_leave(&mut self, now: Instant, from: NodeHandle, list: &[NodeHandle]) {
-        self.tombstone(now, from.id);
+        self.tombstone(now, from.id, self.cfg.tombstone_ttl);
         self.remove_peer(now, from.id);
         self.routing_reroute_all(now, from.id);
         for h in list {

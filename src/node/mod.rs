@@ -511,14 +511,14 @@ impl Node {
         }
     }
 
-    fn tombstone(&mut self, now: Instant, id: Id) {
+    fn tombstone(&mut self, now: Instant, id: Id, ttl: Duration) {
         if self.tombstones.len() >= 4096 {
             self.tombstones.retain(|_, &mut until| until > now);
             if self.tombstones.len() >= 4096 {
                 return;
             }
         }
-        self.tombstones.insert(id, now + self.cfg.tombstone_ttl);
+        self.tombstones.insert(id, now + ttl);
     }
 
     /// Something arrived directly from `h`: it is alive. Refresh it, and take it into the tables
@@ -625,7 +625,7 @@ impl Node {
     /// Declares `id` failed: removes it everywhere, remembers it, repairs, reroutes its messages.
     fn peer_failed(&mut self, now: Instant, id: Id) {
         self.stats.failures_detected += 1;
-        self.tombstone(now, id);
+        self.tombstone(now, id, self.cfg.tombstone_ttl);
         self.remove_peer(now, id);
         self.routing_reroute_all(now, id);
     }
