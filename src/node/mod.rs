@@ -53,7 +53,7 @@ use crate::id::{Id, NodeHandle};
 use crate::leafset::LeafSet;
 use crate::neighborhood::NeighborhoodSet;
 use crate::rng::Rng;
-use crate::routing_table::{RoutingTable, UNMEASURED};
+use crate::routing_table::{Inserted, RoutingTable, UNMEASURED};
 use crate::time::{Duration, Instant};
 use crate::util::FxHashMap;
 use crate::wire::{self, Message, MessageType};
@@ -563,12 +563,21 @@ impl Node {
         } else if kept {
             self.leaf.insert(h); // refresh its address
         }
-        kept |= !matches!(
-            self.rt.insert(h, rtt),
-            crate::routing_table::Inserted::Rejected
-        );
+        match self.rt.insert(h, rtt) {
+            Inserted::Rejected => {}
+            Inserted::Replaced(old) => {
+                kept = true;
+                self.forget_if_unused(old.id);
+            }
+            Inserted::Filled | Inserted::Refreshed => kept = true,
+        }
         if rtt != UNMEASURED {
+            let before: Option<NodeHandle> = self.nbr.members().last().copied();
             kept |= self.nbr.insert(h, rtt);
+            // A member pushed out of a full neighbourhood set may be unused now.
+            if let Some(old) = before.filter(|o| !self.nbr.members().any(|m| m.id == o.id)) {
+                self.forget_if_unused(old.id);
+            }
         }
         if kept {
             self.peers.entry(h.id).or_insert(Peer {

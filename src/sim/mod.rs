@@ -164,6 +164,7 @@ pub struct Sim {
     traffic_mark: Option<Instant>,
     gone: Departed,
     live_count: usize,
+    recorded: Option<Vec<(NodeIdx, Event)>>,
     digest: FxHasher,
     buf: Vec<u8>,
     /// Aggregated results.
@@ -219,6 +220,7 @@ impl Sim {
             traffic_mark: None,
             gone: Departed::default(),
             live_count: 0,
+            recorded: None,
             digest: FxHasher::default(),
             buf: Vec::new(),
             report: Report {
@@ -503,7 +505,23 @@ impl Sim {
         }
     }
 
+    /// Starts keeping a copy of every application event (see [`Sim::take_events`]).
+    pub fn record_events(&mut self) {
+        self.recorded.get_or_insert_with(Vec::new);
+    }
+
+    /// The application events recorded since the last call, with the node that raised them.
+    pub fn take_events(&mut self) -> Vec<(NodeIdx, Event)> {
+        self.recorded
+            .as_mut()
+            .map(core::mem::take)
+            .unwrap_or_default()
+    }
+
     fn on_event(&mut self, i: NodeIdx, node: &Node, ev: Event) {
+        if let Some(log) = self.recorded.as_mut() {
+            log.push((i, ev.clone()));
+        }
         match ev {
             Event::Joined => {
                 self.slots[i.0 as usize].in_oracle = true;
