@@ -57,7 +57,9 @@ fn grow(n: usize, threads: usize, seed: u64) -> Overlay {
                 .with_id(Id(rng.next_u128()))
                 .with_seed(rng.next_u64() | 1);
             let i = nodes.len() + joining.len();
-            let h = runtimes[i % threads].add_node(cfg, CountApp(count.clone())).unwrap();
+            let h = runtimes[i % threads]
+                .add_node(cfg, CountApp(count.clone()))
+                .unwrap();
             if nodes.is_empty() {
                 h.start_alone().unwrap();
             } else {
@@ -83,7 +85,8 @@ fn raw_udp_rate(secs: f64) -> f64 {
     let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
     let dst = rx.local_addr().unwrap();
-    rx.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
         let stop = stop.clone();
@@ -113,7 +116,10 @@ fn raw_udp_rate(secs: f64) -> f64 {
 }
 
 fn datagrams_in(nodes: &[Handle]) -> u64 {
-    nodes.iter().map(|h| h.stats().unwrap().node.datagrams_in).sum()
+    nodes
+        .iter()
+        .map(|h| h.stats().unwrap().node.datagrams_in)
+        .sum()
 }
 
 /// Routes at full speed (at most `window` in flight) for `secs`; returns (datagrams received
@@ -171,7 +177,11 @@ fn cpu_time() -> Duration {
     if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
         for t in dir.flatten() {
             let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
-            ns += s.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            ns += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
         }
     }
     Duration::from_nanos(ns)
@@ -214,7 +224,10 @@ fn main() {
     let t = Instant::now();
     let o = grow(1000, 2, 2);
     let join = t.elapsed().as_secs_f64();
-    println!("1000 nodes joined in one process (2 runtime threads): {join:.2} s: {}", verdict(join <= 30.0));
+    println!(
+        "1000 nodes joined in one process (2 runtime threads): {join:.2} s: {}",
+        verdict(join <= 30.0)
+    );
     drop(o);
     let o = grow(100, 1, 3);
     std::thread::sleep(Duration::from_secs(2));

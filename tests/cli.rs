@@ -125,10 +125,16 @@ fn three_node_processes_find_each_other_and_route_to_the_root() {
     let mut got = 0;
     let deadline = Instant::now() + Duration::from_secs(20);
     while got < expected.len() {
-        assert!(Instant::now() < deadline, "{got} of {} delivered", expected.len());
+        assert!(
+            Instant::now() < deadline,
+            "{got} of {} delivered",
+            expected.len()
+        );
         for p in procs.iter_mut() {
             while let Ok(l) = p.lines.try_recv() {
-                let Some(rest) = l.strip_prefix("delivered ") else { continue };
+                let Some(rest) = l.strip_prefix("delivered ") else {
+                    continue;
+                };
                 let (key, rest) = rest.split_once(' ').unwrap();
                 let (text, at) = rest.rsplit_once(" at ").unwrap();
                 let at: Id = at.split(' ').next().unwrap().parse().unwrap();
@@ -161,22 +167,37 @@ fn three_node_processes_find_each_other_and_route_to_the_root() {
 fn node_errors_are_clear() {
     let a = NodeProc::spawn(&[]);
     // A busy port.
-    let out = Command::new(BIN).args(["node", "--listen", &a.addr]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["node", "--listen", &a.addr])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("already in use") && err.contains(&a.addr), "{err}");
+    assert!(
+        err.contains("already in use") && err.contains(&a.addr),
+        "{err}"
+    );
     // A bootstrap nobody answers (a bound socket that never reads).
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let silent_addr = silent.local_addr().unwrap().to_string();
     let out = Command::new(BIN)
-        .args(["node", "--listen", "127.0.0.1:0", "--bootstrap", &silent_addr])
+        .args([
+            "node",
+            "--listen",
+            "127.0.0.1:0",
+            "--bootstrap",
+            &silent_addr,
+        ])
         .args(["--join-timeout-ms", "100", "--join-attempts", "2"])
         .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no bootstrap node answered") && err.contains(&silent_addr), "{err}");
+    assert!(
+        err.contains("no bootstrap node answered") && err.contains(&silent_addr),
+        "{err}"
+    );
 }
 
 #[test]
@@ -186,10 +207,16 @@ fn ring_json_reports_every_message_at_the_root() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json = stdout.lines().last().unwrap();
     let field = |name: &str| -> f64 {
-        let at = json.find(&format!("\"{name}\":")).unwrap_or_else(|| panic!("{name} in {json}"));
+        let at = json
+            .find(&format!("\"{name}\":"))
+            .unwrap_or_else(|| panic!("{name} in {json}"));
         let v = &json[at + name.len() + 3..];
         let end = v.find([',', '}']).unwrap();
         v[..end].parse().unwrap()
@@ -198,7 +225,14 @@ fn ring_json_reports_every_message_at_the_root() {
     assert_eq!(field("messages"), 500.0);
     assert_eq!(field("delivered"), 500.0);
     assert_eq!(field("correct"), 500.0);
-    for f in ["mean_hops", "p50_us", "p99_us", "msgs_per_s", "join_s", "rss_bytes_per_node"] {
+    for f in [
+        "mean_hops",
+        "p50_us",
+        "p99_us",
+        "msgs_per_s",
+        "join_s",
+        "rss_bytes_per_node",
+    ] {
         assert!(field(f) >= 0.0);
     }
 }

@@ -86,7 +86,14 @@ impl NodeProc {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", ns, BIN, "node", "--listen", listen]);
         cmd.args(["--id", &id.to_hex(), "--b", "1", "--leaf", "4"]);
-        cmd.args(["--probe-ms", "500", "--rt-ms", "1000", "--join-timeout-ms", "1000"]);
+        cmd.args([
+            "--probe-ms",
+            "500",
+            "--rt-ms",
+            "1000",
+            "--join-timeout-ms",
+            "1000",
+        ]);
         if let Some(b) = boot {
             cmd.args(["--bootstrap", b]);
         }
@@ -158,7 +165,10 @@ fn build(lab: &mut Lab, tag: &str) -> Result<(), String> {
         run(&["ip", "netns", "add", &ns])?;
         lab.namespaces.push(ns.clone());
         let port = format!("v{g}");
-        run(&["ip", "-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
+        run(&[
+            "ip", "-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+            &ns,
+        ])?;
         run(&["ip", "-n", &sw, "link", "set", &port, "master", "br0"])?;
         run(&["ip", "-n", &sw, "link", "set", &port, "up"])?;
         let addr = format!("10.213.7.{}/24", g + 1);
@@ -175,7 +185,10 @@ fn add_netem(tag: &str) -> Result<(), String> {
         let delay = format!("{d}ms");
         let (sw, ns, port) = (format!("{tag}sw"), format!("{tag}g{g}"), format!("v{g}"));
         for (n, dev) in [(&sw, port.as_str()), (&ns, "eth0")] {
-            run(&["ip", "netns", "exec", n, "tc", "qdisc", "add", "dev", dev, "root", "netem", "delay", &delay, "loss", "1%"])?;
+            run(&[
+                "ip", "netns", "exec", n, "tc", "qdisc", "add", "dev", dev, "root", "netem",
+                "delay", &delay, "loss", "1%",
+            ])?;
         }
     }
     Ok(())
@@ -208,7 +221,9 @@ fn namespaces_with_delay_deliver_at_the_root_and_prefer_near_nodes() {
     let tag = format!("pst{}", std::process::id() % 1_000_000);
     let mut lab = Lab::default();
     if let Err(e) = build(&mut lab, &tag) {
-        return skip(&format!("cannot build namespaces, veth links and a bridge: {e}"));
+        return skip(&format!(
+            "cannot build namespaces, veth links and a bridge: {e}"
+        ));
     }
     let netem = match add_netem(&tag) {
         Ok(()) => true,
@@ -231,7 +246,13 @@ fn start_nodes(lab: &mut Lab, tag: &str) {
             let ns = format!("{tag}g{g}");
             let listen = format!("10.213.7.{}:{}", g + 1, 7000 + k);
             let first = lab.nodes.is_empty();
-            let mut p = NodeProc::spawn(&ns, g, node_id(g, k), &listen, (!first).then_some(boot.as_str()));
+            let mut p = NodeProc::spawn(
+                &ns,
+                g,
+                node_id(g, k),
+                &listen,
+                (!first).then_some(boot.as_str()),
+            );
             p.expect_line("joined", Duration::from_secs(60));
             lab.nodes.push(p);
         }
@@ -245,14 +266,22 @@ fn start_nodes(lab: &mut Lab, tag: &str) {
         if short == 0 {
             return;
         }
-        assert!(Instant::now() < deadline, "{short} leaf sets incomplete after 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "{short} leaf sets incomplete after 60 s"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 fn route_and_check(nodes: &mut [NodeProc]) {
     let ids: BTreeSet<Id> = nodes.iter().map(|p| p.id).collect();
-    let root = |key: Id| ids.iter().copied().reduce(|a, b| if key.closer_to(a, b) { a } else { b }).unwrap();
+    let root = |key: Id| {
+        ids.iter()
+            .copied()
+            .reduce(|a, b| if key.closer_to(a, b) { a } else { b })
+            .unwrap()
+    };
     let mut rng = pastry::Rng::new(17);
     let n = 60;
     for i in 0..n {
@@ -266,7 +295,9 @@ fn route_and_check(nodes: &mut [NodeProc]) {
         assert!(Instant::now() < deadline, "{} of {n} delivered", got.len());
         for p in nodes.iter_mut() {
             while let Ok(l) = p.lines.try_recv() {
-                let Some(rest) = l.strip_prefix("delivered ") else { continue };
+                let Some(rest) = l.strip_prefix("delivered ") else {
+                    continue;
+                };
                 let (key, rest) = rest.split_once(' ').unwrap();
                 let (text, _) = rest.rsplit_once(" at ").unwrap();
                 let key: Id = key.parse().unwrap();
@@ -290,17 +321,30 @@ fn check_proximity(nodes: &mut [NodeProc]) {
         let table = p.ask("table");
         // Items `row,col,id,addr,rtt`.
         let row0 = table.split(' ').skip(1).find(|c| c.starts_with("0,"));
-        let Some(entry) = row0 else { panic!("node {} has no row-0 entry: {table}", p.id) };
+        let Some(entry) = row0 else {
+            panic!("node {} has no row-0 entry: {table}", p.id)
+        };
         let id: Id = entry.split(',').nth(2).unwrap().parse().unwrap();
         let g = group_of(id).expect("a known node");
         let top = |x: Id| x.0 >> 127;
-        let cands: Vec<usize> = groups.iter().filter(|(i, _)| top(*i) != top(p.id)).map(|(_, g)| *g).collect();
+        let cands: Vec<usize> = groups
+            .iter()
+            .filter(|(i, _)| top(*i) != top(p.id))
+            .map(|(_, g)| *g)
+            .collect();
         let best = cands.iter().map(|&c| delay(p.group, c)).min().unwrap();
         chosen += delay(p.group, g) as f64;
-        average += cands.iter().map(|&c| delay(p.group, c)).sum::<u64>() as f64 / cands.len() as f64;
+        average +=
+            cands.iter().map(|&c| delay(p.group, c)).sum::<u64>() as f64 / cands.len() as f64;
         nearest += usize::from(delay(p.group, g) == best);
-        println!("node {} (group {}): row 0 → group {g} ({entry})", p.id, p.group);
+        println!(
+            "node {} (group {}): row 0 → group {g} ({entry})",
+            p.id, p.group
+        );
     }
     println!("row-0 entries: {nearest} of {} nearest; modelled delay {chosen} ms vs {average:.1} ms for random choices", nodes.len());
-    assert!(chosen < average, "routing tables do not prefer nearer nodes: {chosen} ms vs {average:.1} ms");
+    assert!(
+        chosen < average,
+        "routing tables do not prefer nearer nodes: {chosen} ms vs {average:.1} ms"
+    );
 }

@@ -19,8 +19,16 @@ use pastry::{Duration, Id, NodeHandle, Rng};
 /// What the test applications report.
 #[derive(Debug)]
 enum Seen {
-    Delivered { at: Id, key: Id, seq: u64 },
-    Update { at: Id, peer: NodeHandle, joined: bool },
+    Delivered {
+        at: Id,
+        key: Id,
+        seq: u64,
+    },
+    Update {
+        at: Id,
+        peer: NodeHandle,
+        joined: bool,
+    },
 }
 
 struct Recorder(Sender<Seen>);
@@ -71,7 +79,12 @@ struct Overlay {
 impl Overlay {
     /// `per_runtime` nodes on each of `runtimes` runtimes, joined one by one through random
     /// active nodes (of any runtime).
-    fn grow(runtimes: usize, per_runtime: usize, seed: u64, cfg: fn(&mut Rng) -> NodeConfig) -> Overlay {
+    fn grow(
+        runtimes: usize,
+        per_runtime: usize,
+        seed: u64,
+        cfg: fn(&mut Rng) -> NodeConfig,
+    ) -> Overlay {
         let (tx, rx) = mpsc::channel();
         let mut o = Overlay {
             runtimes: (0..runtimes).map(|_| Runtime::new().unwrap()).collect(),
@@ -82,7 +95,9 @@ impl Overlay {
         };
         for i in 0..runtimes * per_runtime {
             let c = cfg(&mut o.rng);
-            let h = o.runtimes[i % runtimes].add_node(c, Recorder(o.tx.clone())).unwrap();
+            let h = o.runtimes[i % runtimes]
+                .add_node(c, Recorder(o.tx.clone()))
+                .unwrap();
             if o.nodes.is_empty() {
                 h.start_alone().unwrap();
                 h.wait_joined(StdDuration::from_secs(10)).unwrap();
@@ -110,7 +125,8 @@ impl Overlay {
                 .nodes
                 .iter()
                 .filter(|h| {
-                    let mut got: Vec<Id> = h.neighbor_set(64).unwrap().iter().map(|n| n.id).collect();
+                    let mut got: Vec<Id> =
+                        h.neighbor_set(64).unwrap().iter().map(|n| n.id).collect();
                     got.sort();
                     got != expected_leaves(&ids, h.id(), 8)
                 })
@@ -118,7 +134,10 @@ impl Overlay {
             if wrong == 0 {
                 return;
             }
-            assert!(WallClock::now() < deadline, "{wrong} leaf sets still wrong after 30 s");
+            assert!(
+                WallClock::now() < deadline,
+                "{wrong} leaf sets still wrong after 30 s"
+            );
             std::thread::sleep(StdDuration::from_millis(100));
         }
     }
@@ -151,7 +170,9 @@ impl Overlay {
                 std::thread::spawn(move || {
                     for (seq, key, src) in plan {
                         let mut tries = 0;
-                        while let Err(RouteError::Overloaded) = src.route(key, seq.to_le_bytes().to_vec()) {
+                        while let Err(RouteError::Overloaded) =
+                            src.route(key, seq.to_le_bytes().to_vec())
+                        {
                             tries += 1;
                             assert!(tries < 10_000, "queue stays full");
                             std::thread::sleep(StdDuration::from_millis(1));
@@ -167,7 +188,9 @@ impl Overlay {
         let mut seen = BTreeSet::new();
         let deadline = WallClock::now() + StdDuration::from_secs(30);
         while delivered < total && WallClock::now() < deadline {
-            let Ok(Seen::Delivered { at, key, seq }) = self.rx.recv_timeout(StdDuration::from_millis(200)) else {
+            let Ok(Seen::Delivered { at, key, seq }) =
+                self.rx.recv_timeout(StdDuration::from_millis(200))
+            else {
                 continue;
             };
             let Some(&k) = keys.get(&seq) else { continue };
@@ -198,8 +221,17 @@ fn oracle_root(ids: &BTreeSet<Id>, key: Id) -> Id {
 fn expected_leaves(ids: &BTreeSet<Id>, own: Id, half: usize) -> Vec<Id> {
     let others: Vec<Id> = ids.iter().copied().filter(|&i| i != own).collect();
     let n = others.len().min(half);
-    let cw = ids.range(own..).chain(ids.iter()).filter(|&&i| i != own).take(n);
-    let ccw = ids.range(..own).rev().chain(ids.iter().rev()).filter(|&&i| i != own).take(n);
+    let cw = ids
+        .range(own..)
+        .chain(ids.iter())
+        .filter(|&&i| i != own)
+        .take(n);
+    let ccw = ids
+        .range(..own)
+        .rev()
+        .chain(ids.iter().rev())
+        .filter(|&&i| i != own)
+        .take(n);
     let mut all: Vec<Id> = cw.chain(ccw).copied().collect();
     all.sort();
     all.dedup();
@@ -211,7 +243,11 @@ fn hundred_nodes_in_one_runtime_deliver_at_the_root_from_four_threads() {
     let mut o = Overlay::grow(1, 100, 1, fast_config);
     let (delivered, correct) = o.route_and_check(2000, 4);
     assert_eq!((delivered, correct), (2000, 2000));
-    let panics: u64 = o.nodes.iter().map(|h| h.stats().unwrap().upcall_panics).sum();
+    let panics: u64 = o
+        .nodes
+        .iter()
+        .map(|h| h.stats().unwrap().upcall_panics)
+        .sum();
     assert_eq!(panics, 0);
 }
 
@@ -264,7 +300,12 @@ fn graceful_leave_updates_the_neighbours_at_once() {
         .nodes
         .iter()
         .filter(|h| h.id() != leaver.id())
-        .filter(|h| h.neighbor_set(64).unwrap().iter().any(|n| n.id == leaver.id()))
+        .filter(|h| {
+            h.neighbor_set(64)
+                .unwrap()
+                .iter()
+                .any(|n| n.id == leaver.id())
+        })
         .map(Handle::id)
         .collect();
     assert!(!expect.is_empty());
@@ -272,8 +313,17 @@ fn graceful_leave_updates_the_neighbours_at_once() {
     assert_eq!(leaver.route(Id(1), vec![1]), Err(RouteError::Stopped));
     let deadline = WallClock::now() + StdDuration::from_secs(10);
     while !expect.is_empty() {
-        assert!(WallClock::now() < deadline, "{} neighbours never heard", expect.len());
-        if let Ok(Seen::Update { at, peer, joined: false }) = o.rx.recv_timeout(StdDuration::from_millis(100)) {
+        assert!(
+            WallClock::now() < deadline,
+            "{} neighbours never heard",
+            expect.len()
+        );
+        if let Ok(Seen::Update {
+            at,
+            peer,
+            joined: false,
+        }) = o.rx.recv_timeout(StdDuration::from_millis(100))
+        {
             if peer.id == leaver.id() {
                 expect.remove(&at);
             }
@@ -286,12 +336,17 @@ fn typed_errors_name_what_is_wrong() {
     let rt = Runtime::new().unwrap();
     let mut rng = Rng::new(5);
     // Payload over the limit.
-    let a = rt.add_node(fast_config(&mut rng).with_max_payload(100), ()).unwrap();
+    let a = rt
+        .add_node(fast_config(&mut rng).with_max_payload(100), ())
+        .unwrap();
     a.start_alone().unwrap();
     a.wait_joined(StdDuration::from_secs(5)).unwrap();
     let e = a.route(Id(9), vec![0u8; 101]).unwrap_err();
     assert_eq!(e, RouteError::PayloadTooLarge { len: 101, max: 100 });
-    assert!(e.to_string().contains("101 bytes exceeds the limit of 100"), "{e}");
+    assert!(
+        e.to_string().contains("101 bytes exceeds the limit of 100"),
+        "{e}"
+    );
     // Not joined yet.
     let idle = rt.add_node(fast_config(&mut rng), ()).unwrap();
     assert_eq!(idle.route(Id(9), vec![1]), Err(RouteError::NotActive));
@@ -301,21 +356,37 @@ fn typed_errors_name_what_is_wrong() {
     c.node.join_timeout = Duration::from_millis(100);
     c.node.join_attempts = 3;
     let b = rt.add_node(c, ()).unwrap();
-    let e = b.join(&[silent.local_addr().unwrap()], StdDuration::from_secs(30)).unwrap_err();
-    assert!(matches!(e, JoinError::NoBootstrapAnswered { attempts: 3, .. }), "{e:?}");
+    let e = b
+        .join(&[silent.local_addr().unwrap()], StdDuration::from_secs(30))
+        .unwrap_err();
+    assert!(
+        matches!(e, JoinError::NoBootstrapAnswered { attempts: 3, .. }),
+        "{e:?}"
+    );
     let msg = e.to_string();
     assert!(msg.contains("no bootstrap node answered"), "{msg}");
-    assert!(msg.contains(&silent.local_addr().unwrap().to_string()), "{msg}");
-    assert_eq!(b.join(&[], StdDuration::from_secs(1)), Err(JoinError::NoBootstrap));
+    assert!(
+        msg.contains(&silent.local_addr().unwrap().to_string()),
+        "{msg}"
+    );
+    assert_eq!(
+        b.join(&[], StdDuration::from_secs(1)),
+        Err(JoinError::NoBootstrap)
+    );
     // A busy port.
     let busy = a.addr();
     let e = rt.add_node(NodeConfig::new(busy), ()).unwrap_err();
-    assert!(matches!(&e, StartError::Bind { addr, .. } if *addr == busy), "{e:?}");
+    assert!(
+        matches!(&e, StartError::Bind { addr, .. } if *addr == busy),
+        "{e:?}"
+    );
     assert_eq!(e.io_kind(), Some(std::io::ErrorKind::AddrInUse));
     assert!(e.to_string().contains(&busy.to_string()), "{e}");
     assert!(e.to_string().contains("already in use"), "{e}");
     // An invalid configuration.
-    let e = rt.add_node(NodeConfig::new(loopback()).with_leaf_set_size(7), ()).unwrap_err();
+    let e = rt
+        .add_node(NodeConfig::new(loopback()).with_leaf_set_size(7), ())
+        .unwrap_err();
     assert!(matches!(e, StartError::Config(_)), "{e:?}");
     rt.shutdown();
     assert_eq!(a.route(Id(9), vec![1]), Err(RouteError::Stopped));
@@ -353,13 +424,22 @@ fn upcalls_may_route_and_a_panicking_upcall_is_caught() {
     let mut handles: Vec<Handle> = Vec::new();
     for i in 0..2 {
         let me = Arc::new(OnceLock::new());
-        let h = rt.add_node(fast_config(&mut rng), Echo { me: me.clone(), tx: tx.clone() }).unwrap();
+        let h = rt
+            .add_node(
+                fast_config(&mut rng),
+                Echo {
+                    me: me.clone(),
+                    tx: tx.clone(),
+                },
+            )
+            .unwrap();
         me.set(h.clone()).unwrap();
         if i == 0 {
             h.start_alone().unwrap();
             h.wait_joined(StdDuration::from_secs(5)).unwrap();
         } else {
-            h.join(&[handles[0].addr()], StdDuration::from_secs(10)).unwrap();
+            h.join(&[handles[0].addr()], StdDuration::from_secs(10))
+                .unwrap();
         }
         handles.push(h);
     }
@@ -374,5 +454,8 @@ fn upcalls_may_route_and_a_panicking_upcall_is_caught() {
     assert_eq!(a.stats().unwrap().upcall_panics, 1);
     // Still serving.
     b.route(a.id(), &b"after"[..]).unwrap();
-    assert_eq!(rx.recv_timeout(StdDuration::from_secs(10)).unwrap().0, b"after");
+    assert_eq!(
+        rx.recv_timeout(StdDuration::from_secs(10)).unwrap().0,
+        b"after"
+    );
 }

@@ -81,7 +81,10 @@ fn wait_until(h: &Handle, what: &str, done: impl Fn(&NodeStats) -> bool) -> Node
         if done(&s) {
             return s;
         }
-        assert!(WallClock::now() < deadline, "gave up waiting for {what}: {s:?}");
+        assert!(
+            WallClock::now() < deadline,
+            "gave up waiting for {what}: {s:?}"
+        );
         std::thread::sleep(StdDuration::from_millis(2));
     }
 }
@@ -101,7 +104,8 @@ fn hostile_input_is_counted_and_dropped_and_the_node_keeps_serving() {
         if i == 0 {
             h.start_alone().unwrap();
         } else {
-            h.join(&[nodes[0].addr()], StdDuration::from_secs(20)).unwrap();
+            h.join(&[nodes[0].addr()], StdDuration::from_secs(20))
+                .unwrap();
         }
         nodes.push(h);
     }
@@ -123,21 +127,31 @@ fn hostile_input_is_counted_and_dropped_and_the_node_keeps_serving() {
                 wait_until(&target, "an oversized frame", |s| s.node.bad_frames >= want);
             }
         }
-        let (b, f) = (before.node.bad_frames + bad, before.node.foreign_frames + foreign);
-        wait_until(&target, "a burst", |s| s.node.bad_frames >= b && s.node.foreign_frames >= f);
+        let (b, f) = (
+            before.node.bad_frames + bad,
+            before.node.foreign_frames + foreign,
+        );
+        wait_until(&target, "a burst", |s| {
+            s.node.bad_frames >= b && s.node.foreign_frames >= f
+        });
     }
     // A flood of well-formed pings from one source (with made-up sender ids): answered, not kept.
     let flood = 5_000u64;
     for chunk in 0..flood / 50 {
         for _ in 0..50 {
-            spray.send_to(&ping(0, Id(rng.next_u128())), target.addr()).unwrap();
+            spray
+                .send_to(&ping(0, Id(rng.next_u128())), target.addr())
+                .unwrap();
         }
         let want = before.node.datagrams_in + (chunk + 1) * 50;
         wait_until(&target, "the flood", |s| s.node.datagrams_in >= want);
     }
     let after = stats(&target);
     assert_eq!(after.node.bad_frames - before.node.bad_frames, bad);
-    assert_eq!(after.node.foreign_frames - before.node.foreign_frames, foreign);
+    assert_eq!(
+        after.node.foreign_frames - before.node.foreign_frames,
+        foreign
+    );
     assert_eq!(after.upcall_panics, 0);
     assert!(
         after.heap_bytes <= before.heap_bytes + (1 << 20),

@@ -52,7 +52,12 @@ struct NodeApp;
 impl Application for NodeApp {
     fn deliver(&mut self, node: &Node, msg: Delivery) {
         let text = String::from_utf8_lossy(&msg.payload);
-        say(&format!("delivered {} {text} at {} hops {}", msg.key, node.id(), msg.hops));
+        say(&format!(
+            "delivered {} {text} at {} hops {}",
+            msg.key,
+            node.id(),
+            msg.hops
+        ));
     }
     fn update(&mut self, node: &Node, peer: NodeHandle, joined: bool) {
         let sign = if joined { '+' } else { '-' };
@@ -118,9 +123,14 @@ pub(crate) fn main(argv: &[String]) -> Result<(), String> {
     if why[0] == WAKE_JOIN_FAILED {
         return Err("the join failed (see above)".into());
     }
-    let reason = if why[0] == WAKE_SIGNAL { "signal" } else { "quit" };
+    let reason = if why[0] == WAKE_SIGNAL {
+        "signal"
+    } else {
+        "quit"
+    };
     eprintln!("pastry node {}: leaving ({reason})", short(h.id()));
-    h.leave(StdDuration::from_secs(5)).map_err(|e| e.to_string())?;
+    h.leave(StdDuration::from_secs(5))
+        .map_err(|e| e.to_string())?;
     rt.shutdown();
     say(&format!("left {}", h.id()));
     Ok(())
@@ -161,7 +171,8 @@ fn command(h: &Handle, line: &str) -> Result<Option<String>, String> {
         "route" => {
             let (key, text) = rest.split_once(' ').unwrap_or((rest, ""));
             let key: Id = key.parse().map_err(|e| format!("key {key}: {e}"))?;
-            h.route(key, text.as_bytes().to_vec()).map_err(|e| e.to_string())?;
+            h.route(key, text.as_bytes().to_vec())
+                .map_err(|e| e.to_string())?;
             format!("routed {key}")
         }
         "leafset" => {

@@ -106,12 +106,18 @@ pub(crate) fn main(argv: &[String]) -> Result<(), String> {
     let t = WallClock::now();
     let nodes = grow(&runtimes, &o, &mut rng, &collector, &progress)?;
     out.join_s = t.elapsed().as_secs_f64();
-    progress(&format!("{} nodes joined in {:.2} s", nodes.len(), out.join_s));
+    progress(&format!(
+        "{} nodes joined in {:.2} s",
+        nodes.len(),
+        out.join_s
+    ));
     let t = WallClock::now();
     let wrong = settle(&nodes, StdDuration::from_secs(30));
     out.settle_s = t.elapsed().as_secs_f64();
     if wrong > 0 {
-        progress(&format!("{wrong} leaf sets still differ from the oracle after 30 s"));
+        progress(&format!(
+            "{wrong} leaf sets still differ from the oracle after 30 s"
+        ));
     }
     let sent = route_all(&nodes, &o, &mut rng, &collector, &progress);
     tally(&nodes, &collector, &sent, &mut out);
@@ -161,7 +167,8 @@ fn grow(
             joining.push(h);
         }
         for h in joining {
-            h.wait_joined(wait).map_err(|e| format!("node {}: {e}", h.id()))?;
+            h.wait_joined(wait)
+                .map_err(|e| format!("node {}: {e}", h.id()))?;
             nodes.push(h);
             if nodes.len() % step == 0 {
                 progress(&format!("{} of {} nodes joined", nodes.len(), o.nodes));
@@ -174,8 +181,15 @@ fn grow(
 /// The numerically closest id to `key` (ties to the smaller id).
 fn oracle_root(ids: &BTreeSet<Id>, key: Id) -> Option<Id> {
     let succ = ids.range(key..).next().or_else(|| ids.iter().next())?;
-    let pred = ids.range(..key).next_back().or_else(|| ids.iter().next_back())?;
-    Some(if key.closer_to(*pred, *succ) { *pred } else { *succ })
+    let pred = ids
+        .range(..key)
+        .next_back()
+        .or_else(|| ids.iter().next_back())?;
+    Some(if key.closer_to(*pred, *succ) {
+        *pred
+    } else {
+        *succ
+    })
 }
 
 /// Waits (bounded) until every node's leaf set holds its oracle neighbours; returns how many
@@ -202,9 +216,21 @@ fn leaf_set_ok(h: &Handle, ids: &BTreeSet<Id>) -> bool {
     };
     let me = h.id();
     let n = (ids.len() - 1).min(half);
-    let want_cw: Vec<Id> = ids.range(me..).chain(ids.iter()).filter(|&&x| x != me).take(n).copied().collect();
-    let want_ccw: Vec<Id> =
-        ids.range(..me).rev().chain(ids.iter().rev()).filter(|&&x| x != me).take(n).copied().collect();
+    let want_cw: Vec<Id> = ids
+        .range(me..)
+        .chain(ids.iter())
+        .filter(|&&x| x != me)
+        .take(n)
+        .copied()
+        .collect();
+    let want_ccw: Vec<Id> = ids
+        .range(..me)
+        .rev()
+        .chain(ids.iter().rev())
+        .filter(|&&x| x != me)
+        .take(n)
+        .copied()
+        .collect();
     cw == want_cw && ccw == want_ccw
 }
 
@@ -251,7 +277,10 @@ fn wait_window(c: &Collector, seq: u64, window: u64) {
     let mut recs = c.recs.lock();
     let mut waited = 0;
     while seq.saturating_sub(c.count.load(Ordering::Acquire)) >= window && waited < 20 {
-        if c.more.wait_for(&mut recs, StdDuration::from_millis(100)).timed_out() {
+        if c.more
+            .wait_for(&mut recs, StdDuration::from_millis(100))
+            .timed_out()
+        {
             waited += 1;
         }
     }
@@ -293,7 +322,8 @@ fn tally(nodes: &[Handle], c: &Collector, sent: &[(Id, WallClock)], out: &mut Ou
             out.hops.resize(h + 1, 0);
         }
         out.hops[h] += 1;
-        out.latencies_us.push(r.when.saturating_duration_since(at).as_micros() as u64);
+        out.latencies_us
+            .push(r.when.saturating_duration_since(at).as_micros() as u64);
         last = last.max(Some(r.when));
     }
     out.latencies_us.sort_unstable();
@@ -314,7 +344,10 @@ fn report(o: &Options, out: &Outcome) {
     let n = o.nodes as f64;
     let hops_total: u64 = out.hops.iter().enumerate().map(|(h, c)| h as u64 * c).sum();
     let mean_hops = hops_total as f64 / out.delivered.max(1) as f64;
-    let (p50, p99) = (percentile(&out.latencies_us, 0.5), percentile(&out.latencies_us, 0.99));
+    let (p50, p99) = (
+        percentile(&out.latencies_us, 0.5),
+        percentile(&out.latencies_us, 0.99),
+    );
     let rate = out.delivered as f64 / out.route_s.max(1e-9);
     let rss = peak_rss_bytes();
     let per_node = rss / o.nodes as u64;
@@ -327,15 +360,33 @@ fn report(o: &Options, out: &Outcome) {
         );
         return;
     }
-    let hist: Vec<String> = out.hops.iter().enumerate().map(|(h, c)| format!("{h}: {c}")).collect();
-    println!("pastry ring: {} nodes on 127.0.0.1, {} runtime thread(s)", o.nodes, o.threads);
-    println!("  join        {:.2} s (leaf sets settled {:.2} s later)", out.join_s, out.settle_s);
+    let hist: Vec<String> = out
+        .hops
+        .iter()
+        .enumerate()
+        .map(|(h, c)| format!("{h}: {c}"))
+        .collect();
+    println!(
+        "pastry ring: {} nodes on 127.0.0.1, {} runtime thread(s)",
+        o.nodes, o.threads
+    );
+    println!(
+        "  join        {:.2} s (leaf sets settled {:.2} s later)",
+        out.join_s, out.settle_s
+    );
     println!(
         "  messages    {} routed, {} delivered, {} at the oracle root, {} duplicates",
         o.messages, out.delivered, out.correct, out.duplicates
     );
-    println!("  hops        mean {mean_hops:.3} (log16 N = {:.3}); {}", n.log(16.0), hist.join("  "));
-    println!("  latency     p50 {p50} µs, p99 {p99} µs (at most {} in flight)", o.window);
+    println!(
+        "  hops        mean {mean_hops:.3} (log16 N = {:.3}); {}",
+        n.log(16.0),
+        hist.join("  ")
+    );
+    println!(
+        "  latency     p50 {p50} µs, p99 {p99} µs (at most {} in flight)",
+        o.window
+    );
     println!("  throughput  {rate:.0} messages/s");
     println!(
         "  memory      peak RSS {:.1} MiB, {:.1} KiB per node",

@@ -40,7 +40,10 @@ impl fmt::Display for StartError {
         match self {
             StartError::Config(e) => write!(f, "invalid node configuration: {e}"),
             StartError::Bind { addr, source } if source.kind() == io::ErrorKind::AddrInUse => {
-                write!(f, "cannot bind {addr}: the address is already in use ({source})")
+                write!(
+                    f,
+                    "cannot bind {addr}: the address is already in use ({source})"
+                )
             }
             StartError::Bind { addr, source } => write!(f, "cannot bind {addr}: {source}"),
             StartError::Io(e) => write!(f, "cannot register the socket with the event loop: {e}"),
@@ -91,7 +94,10 @@ impl fmt::Display for JoinError {
                 bootstraps,
                 attempts,
             } => {
-                write!(f, "no bootstrap node answered after {attempts} join attempts (tried")?;
+                write!(
+                    f,
+                    "no bootstrap node answered after {attempts} join attempts (tried"
+                )?;
                 for a in bootstraps {
                     write!(f, " {a}")?;
                 }

@@ -167,7 +167,9 @@ impl EventLoop {
         self.drop_stale_timers();
         let Reverse((at, _)) = *self.timers.peek()?;
         let now = self.now();
-        Some(StdDuration::from_micros(at.as_micros().saturating_sub(now.as_micros())))
+        Some(StdDuration::from_micros(
+            at.as_micros().saturating_sub(now.as_micros()),
+        ))
     }
 
     /// Pops heap entries that no longer match their slot's deadline.
@@ -277,7 +279,7 @@ impl EventLoop {
         }
         slot.status.set_phase(slot.node.phase());
         if let Some(at) = slot.node.poll_timeout() {
-            if slot.timer_at.is_none_or(|s| at < s) {
+            if slot.timer_at.map_or(true, |s| at < s) {
                 slot.timer_at = Some(at);
                 self.timers.push(Reverse((at, slot.status.token)));
             }
@@ -301,7 +303,8 @@ impl EventLoop {
                 NodeStatus::count(&slot.status.send_drops);
                 continue;
             }
-            slot.parked.push_back((dst, core::mem::take(&mut self.send_buf)));
+            slot.parked
+                .push_back((dst, core::mem::take(&mut self.send_buf)));
         }
     }
 
@@ -313,10 +316,10 @@ impl EventLoop {
         };
         // Reregistering a registered socket fails only if epoll is broken; then the loop ends
         // at its next poll.
-        let _ = self
-            .poll
-            .registry()
-            .reregister(&mut slot.socket, Token(slot.status.token), interest);
+        let _ =
+            self.poll
+                .registry()
+                .reregister(&mut slot.socket, Token(slot.status.token), interest);
     }
 
     /// The socket drained: send parked datagrams until it would block again.

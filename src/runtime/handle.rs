@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 use bytes::Bytes;
 
 use super::error::{CallError, JoinError, RouteError};
-use super::shared::{Command, JoinState, NodeStatus, Shared};
+use super::shared::{Command, JoinState, NodeStatus, Refused, Shared};
 use crate::id::{Id, NodeHandle};
 use crate::node::{Node, Phase, Stats};
 
@@ -43,11 +43,11 @@ pub struct Handle {
     pub(super) status: Arc<NodeStatus>,
 }
 
-fn stopped_or<T>(r: Result<(), (Command, bool)>, full: T, stopped: T) -> Result<(), T> {
+fn stopped_or<T>(r: Result<(), Refused>, full: T, stopped: T) -> Result<(), T> {
     match r {
         Ok(()) => Ok(()),
-        Err((_, true)) => Err(stopped),
-        Err((_, false)) => Err(full),
+        Err(Refused::Stopped) => Err(stopped),
+        Err(Refused::Full) => Err(full),
     }
 }
 
@@ -73,9 +73,9 @@ impl Handle {
         self.phase() == Phase::Active
     }
 
-    fn push(&self, cmd: Command) -> Result<(), (Command, bool)> {
+    fn push(&self, cmd: Command) -> Result<(), Refused> {
         if self.status.is_gone() {
-            return Err((cmd, true));
+            return Err(Refused::Stopped);
         }
         self.shared.push(cmd)
     }
@@ -238,7 +238,12 @@ impl Handle {
     ///
     /// # Errors
     /// As [`Handle::call`].
-    pub fn local_lookup(&self, key: Id, num: usize, safe: bool) -> Result<Vec<NodeHandle>, CallError> {
+    pub fn local_lookup(
+        &self,
+        key: Id,
+        num: usize,
+        safe: bool,
+    ) -> Result<Vec<NodeHandle>, CallError> {
         self.call(move |n| n.local_lookup(key, num, safe))
     }
 

@@ -116,20 +116,17 @@ impl Runtime {
     /// [`StartError::Config`] for an invalid configuration, [`StartError::Bind`] when the
     /// address cannot be bound (a busy port: [`io::ErrorKind::AddrInUse`]),
     /// [`StartError::Io`], [`StartError::Stopped`].
-    pub fn add_node(
-        &self,
-        cfg: NodeConfig,
-        app: impl Application,
-    ) -> Result<Handle, StartError> {
+    pub fn add_node(&self, cfg: NodeConfig, app: impl Application) -> Result<Handle, StartError> {
         let mut node_cfg = cfg.node;
         node_cfg.validate().map_err(StartError::Config)?;
         if node_cfg.seed == 0 {
             node_cfg.seed = config::os_seed();
         }
-        let std_socket = std::net::UdpSocket::bind(cfg.bind).map_err(|source| StartError::Bind {
-            addr: cfg.bind,
-            source,
-        })?;
+        let std_socket =
+            std::net::UdpSocket::bind(cfg.bind).map_err(|source| StartError::Bind {
+                addr: cfg.bind,
+                source,
+            })?;
         std_socket.set_nonblocking(true).map_err(StartError::Io)?;
         let local = std_socket.local_addr().map_err(StartError::Io)?;
         let mut socket = mio::net::UdpSocket::from_std(std_socket);

@@ -54,6 +54,15 @@ pub(super) enum Command {
     Shutdown,
 }
 
+/// Why a command was not queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// The loop has ended.
+    Stopped,
+    /// The queue holds [`QUEUE_CAP`] commands.
+    Full,
+}
+
 /// State shared by the loop and every handle of one runtime.
 pub(super) struct Shared {
     queue: Mutex<Vec<Command>>,
@@ -96,19 +105,24 @@ impl Shared {
 
     /// Queues `cmd` and wakes the loop (only when the queue was empty: one wake per batch; the
     /// loop also drains the queue after every round, so pushes from upcalls need no wake).
-    /// Gives the command back when the runtime has stopped or the queue is full.
-    pub(super) fn push(&self, cmd: Command) -> Result<(), (Command, bool)> {
-        let was_empty = {
-            let mut q = self.queue.lock();
-            if self.stopped.load(Ordering::Acquire) {
-                return Err((cmd, true));
-            }
-            if q.len() >= QUEUE_CAP && !matches!(cmd, Command::Shutdown | Command::Leave(..)) {
-                return Err((cmd, false));
-            }
-            q.push(cmd);
-            q.len() == 1
+    /// Refused (and dropped) when the runtime has stopped or the queue is full.
+    pub(super) fn push(&self, cmd: Command) -> Result<(), Refused> {
+        let mut q = self.queue.lock();
+        let refused = if self.stopped.load(Ordering::Acquire) {
+            Some(Refused::Stopped)
+        } else if q.len() >= QUEUE_CAP && !matches!(cmd, Command::Shutdown | Command::Leave(..)) {
+            Some(Refused::Full)
+        } else {
+            None
         };
+        if let Some(r) = refused {
+            drop(q);
+            drop(cmd); // outside the lock: it may own a closure or a reply channel
+            return Err(r);
+        }
+        q.push(cmd);
+        let was_empty = q.len() == 1;
+        drop(q);
         if was_empty && !self.on_loop_thread() {
             // A failed wake means the poll instance is gone: the loop has ended, and its exit
             // guard drops what is queued.
@@ -239,10 +253,7 @@ impl NodeStatus {
     }
 
     /// Waits until the join is no longer in progress or `deadline` passes.
-    pub(super) fn wait_join(
-        &self,
-        deadline: std::time::Instant,
-    ) -> (JoinState, Vec<SocketAddr>) {
+    pub(super) fn wait_join(&self, deadline: std::time::Instant) -> (JoinState, Vec<SocketAddr>) {
         let mut j = self.join.lock();
         while j.0 == JoinState::Joining {
             if self.join_changed.wait_until(&mut j, deadline).timed_out() {
