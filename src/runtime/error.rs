@@ -69,6 +69,8 @@ pub enum JoinError {
     NoBootstrap,
     /// The node has already started (it is joining, active, or stopped).
     AlreadyStarted,
+    /// A wait for a join that was never started.
+    NotStarted,
     /// No bootstrap node led to a completed join after every attempt (the node retried with
     /// backoff `attempts` times). It is idle again and may be asked to join once more.
     NoBootstrapAnswered {
@@ -90,6 +92,7 @@ impl fmt::Display for JoinError {
         match self {
             JoinError::NoBootstrap => f.write_str("join needs at least one bootstrap address"),
             JoinError::AlreadyStarted => f.write_str("the node has already started"),
+            JoinError::NotStarted => f.write_str("the node was never asked to join"),
             JoinError::NoBootstrapAnswered {
                 bootstraps,
                 attempts,

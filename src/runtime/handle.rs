@@ -115,7 +115,8 @@ impl Handle {
     ///
     /// # Errors
     /// [`JoinError::NoBootstrapAnswered`] when the node gave up, [`JoinError::Timeout`] when it
-    /// is still trying, [`JoinError::Stopped`], [`JoinError::OnLoopThread`].
+    /// is still trying, [`JoinError::NotStarted`], [`JoinError::Stopped`],
+    /// [`JoinError::OnLoopThread`].
     pub fn wait_joined(&self, timeout: StdDuration) -> Result<(), JoinError> {
         if self.shared.on_loop_thread() {
             return Err(JoinError::OnLoopThread);
@@ -130,7 +131,7 @@ impl Handle {
                 bootstraps,
                 attempts: self.status.join_attempts,
             }),
-            (JoinState::Idle, _) => Err(JoinError::AlreadyStarted),
+            (JoinState::Idle, _) => Err(JoinError::NotStarted),
             (JoinState::Gone, _) => Err(JoinError::Stopped),
         }
     }
