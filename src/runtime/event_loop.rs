@@ -279,7 +279,7 @@ impl EventLoop {
         }
         slot.status.set_phase(slot.node.phase());
         if let Some(at) = slot.node.poll_timeout() {
-            if slot.timer_at.map_or(true, |s| at < s) {
+            if !matches!(slot.timer_at, Some(s) if s <= at) {
                 slot.timer_at = Some(at);
                 self.timers.push(Reverse((at, slot.status.token)));
             }
