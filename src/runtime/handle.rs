@@ -74,7 +74,7 @@ impl Handle {
     }
 
     fn push(&self, cmd: Command) -> Result<(), Refused> {
-        if self.status.is_gone() {
+        if self.status.is_stopped() {
             return Err(Refused::Stopped);
         }
         self.shared.push(cmd)

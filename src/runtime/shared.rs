@@ -227,9 +227,10 @@ impl NodeStatus {
         self.phase.store(phase_code(p), Ordering::Release);
     }
 
-    /// Whether the node was removed from its runtime.
-    pub(super) fn is_gone(&self) -> bool {
-        self.join.lock().0 == JoinState::Gone
+    /// Whether the node has stopped (it left, crashed, or was removed): one atomic load, so
+    /// the hot `route` path takes no lock.
+    pub(super) fn is_stopped(&self) -> bool {
+        self.phase() == Phase::Stopped
     }
 
     /// Moves the join state (never out of `Gone`) and wakes waiters.
@@ -266,5 +267,45 @@ impl NodeStatus {
     /// Counts one event in `c`.
     pub(super) fn count(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> (mio::Poll, Shared) {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Waker::new(poll.registry(), mio::Token(0)).unwrap();
+        let registry = poll.registry().try_clone().unwrap();
+        (poll, Shared::new(waker, registry))
+    }
+
+    #[test]
+    fn queue_is_bounded_swapped_whole_and_closed_for_good() {
+        let (_poll, s) = shared();
+        for _ in 0..QUEUE_CAP {
+            assert!(s.push(Command::Crash(1)).is_ok());
+        }
+        assert_eq!(s.push(Command::Crash(1)).err(), Some(Refused::Full));
+        // Leaving and shutting down are never refused for space.
+        assert!(s.push(Command::Shutdown).is_ok());
+        let mut got = Vec::new();
+        s.take(&mut got);
+        assert_eq!(got.len(), QUEUE_CAP + 1);
+        assert!(s.push(Command::Crash(1)).is_ok());
+        s.close();
+        assert!(s.is_stopped());
+        assert_eq!(s.push(Command::Shutdown).err(), Some(Refused::Stopped));
+        s.take(&mut got);
+        assert!(got.is_empty(), "close drops what was queued");
+    }
+
+    #[test]
+    fn tokens_are_never_reused() {
+        let (_poll, s) = shared();
+        let a = s.token();
+        assert_eq!(s.token(), a + 1);
+        assert_ne!(a, 0, "token 0 is the waker's");
     }
 }
