@@ -273,11 +273,12 @@ impl EventLoop {
 
     /// Drains a node's outputs after an input: datagrams, events (upcalls), next deadline.
     fn pump(&mut self, slot: &mut Slot) {
+        // Published before the events: a thread woken by `Joined` must find the node active.
+        slot.status.set_phase(slot.node.phase());
         self.flush(slot);
         while let Some(ev) = slot.node.poll_event() {
             upcall(slot, ev);
         }
-        slot.status.set_phase(slot.node.phase());
         if let Some(at) = slot.node.poll_timeout() {
             if !matches!(slot.timer_at, Some(s) if s <= at) {
                 slot.timer_at = Some(at);
