@@ -1,5 +1,5 @@
 //! The real-socket runtime: one OS thread running a `mio::Poll` loop that drives one or more
-//! [`Node`](crate::node::Node)s over UDP (one socket each).
+//! nodes ([`crate::node::Node`]) over UDP (one socket each).
 //!
 //! # What an application does
 //!
