@@ -22,4 +22,7 @@ pub use neighborhood::NeighborhoodSet;
 pub use router::{next_hop, NextHop};
 pub use routing_table::RoutingTable;
 pub mod node;
+pub mod runtime;
 pub mod sim;
+
+pub use runtime::{Application, Handle, NodeConfig, Runtime};

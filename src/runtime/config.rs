@@ -1,0 +1,100 @@
+//! What a node needs to run on real sockets: the sans-IO [`Config`] plus a bind address.
+
+use core::net::SocketAddr;
+
+use crate::id::{DigitBits, Id};
+use crate::node::Config;
+use crate::time::Duration;
+
+/// The configuration of a node run by a [`Runtime`](super::Runtime): where to bind its UDP
+/// socket, and the node's own [`Config`] (id, `b`, leaf-set size, network id, timers, payload
+/// limit, …).
+///
+/// A `node.seed` of 0 (the default) means "draw a seed from the OS" when the node is added, so
+/// that nodes without an explicit id get distinct random ids. Set a non-zero seed for
+/// reproducible ids, nonces and jitter.
+///
+/// ```
+/// use pastry::runtime::NodeConfig;
+/// use pastry::Duration;
+///
+/// let mut cfg = NodeConfig::new("127.0.0.1:0".parse().unwrap())
+///     .with_network(7)
+///     .with_leaf_set_size(8)
+///     .with_max_payload(1024);
+/// cfg.node.leaf_probe_period = Duration::from_millis(500);
+/// assert_eq!(cfg.node.network, 7);
+/// ```
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The UDP address to bind (port 0: an ephemeral port).
+    pub bind: SocketAddr,
+    /// The node's protocol configuration.
+    pub node: Config,
+}
+
+impl NodeConfig {
+    /// Defaults for every protocol setting, bound to `bind`.
+    pub fn new(bind: SocketAddr) -> NodeConfig {
+        NodeConfig {
+            bind,
+            node: Config::default(),
+        }
+    }
+    /// Uses `id` as the node id (default: random).
+    pub fn with_id(mut self, id: Id) -> NodeConfig {
+        self.node.id = Some(id);
+        self
+    }
+    /// Joins the overlay `network` (frames of other networks are dropped).
+    pub fn with_network(mut self, network: u32) -> NodeConfig {
+        self.node.network = network;
+        self
+    }
+    /// Digit width `b` (every node of an overlay must use the same).
+    pub fn with_digit_bits(mut self, b: DigitBits) -> NodeConfig {
+        self.node.b = b;
+        self
+    }
+    /// Leaf-set size `L` (even, 2..=64).
+    pub fn with_leaf_set_size(mut self, l: usize) -> NodeConfig {
+        self.node.leaf_set_size = l;
+        self
+    }
+    /// Largest payload `route` accepts, in bytes.
+    pub fn with_max_payload(mut self, max: usize) -> NodeConfig {
+        self.node.max_payload = max;
+        self
+    }
+    /// Seed of the node's PRNG (0: drawn from the OS).
+    pub fn with_seed(mut self, seed: u64) -> NodeConfig {
+        self.node.seed = seed;
+        self
+    }
+    /// Shortens or lengthens the failure-detection timers: leaf-set probe period and
+    /// routing-table maintenance period.
+    pub fn with_maintenance(mut self, leaf_probe: Duration, rt_period: Duration) -> NodeConfig {
+        self.node.leaf_probe_period = leaf_probe;
+        self.node.rt_maintenance_period = rt_period;
+        self
+    }
+}
+
+/// A seed from the OS: `RandomState`'s per-process random keys, the wall clock and a counter.
+pub(super) fn os_seed() -> u64 {
+    use core::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // The runtime is the one layer allowed to read OS randomness and the wall clock: nodes
+    // started without an id must not all draw the same one.
+    #[allow(clippy::disallowed_methods)]
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    #[allow(clippy::disallowed_methods)]
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(wall);
+    h.write_u32(std::process::id());
+    h.finish() | 1
+}
