@@ -11,9 +11,12 @@ usage: pastry [COMMAND] [OPTIONS]
 commands:
   ring   (default) a local overlay on loopback: joins N nodes, routes M messages to random keys,
          checks every delivery against the numerically closest live node, prints a report
-         options: --nodes N (64) --messages M (10000) --json
-  node   one node as a long-lived process (stops cleanly on SIGINT/SIGTERM)
-         options: --listen ADDR --bootstrap ADDR (repeatable) --id HEX --network ID
+         options: --nodes N (64) --messages M (10000) --json --window W (messages in flight, 64)
+                  --threads T (runtime threads, 1) --seed S
+  node   one node as a long-lived process (stops cleanly on SIGINT/SIGTERM with a graceful leave)
+         options: --listen ADDR --bootstrap ADDR (repeatable) --id HEX --network ID --b B
+                  --leaf L --probe-ms MS --rt-ms MS --join-timeout-ms MS --join-attempts N
+         stdin: route <hex key> <text> | leafset | table | stats | quit
   sim    a discrete-event simulation (virtual clock, no sockets)
          options: --nodes N (1000) --lookups M (10000) --b 4 --leaf 16 --loss P --dup P
                   --jitter-ms T --churn-session SECS --fail F --topology sphere|plane

@@ -24,6 +24,11 @@ const PNS_PER_ROW: usize = 4;
 /// Probe retransmissions for a node not (yet) in any table.
 const CANDIDATE_RETRIES: u32 = 1;
 
+/// A round-trip time in µs, saturated to fit the tables' `u32`.
+fn rtt_us(d: Duration) -> u32 {
+    d.as_micros().min(u64::from(u32::MAX - 1)) as u32
+}
+
 /// What a probe asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum ProbeKind {
@@ -167,32 +172,35 @@ impl Node {
         if let Some(q) = self.maint.probes.get_mut(&id) {
             q.attempts += 1;
             q.deadline = deadline;
+            q.sent_at = now;
         }
         self.timers.set(deadline, Timer::Probe(id));
         self.send_probe(now, p.handle, p.kind, p.nonce);
     }
 
-    /// Resolves the probe of `from` if `nonce` matches; returns the RTT sample it gives (µs).
-    fn answer_probe(&mut self, now: Instant, from: Id, nonce: u64) -> Option<u32> {
-        let p = self.maint.probes.get(&from)?;
-        if p.nonce != nonce {
+    /// Resolves the probe of `from` if `nonce` matches; returns it.
+    fn answer_probe(&mut self, now: Instant, from: Id, nonce: u64) -> Option<Probe> {
+        if self.maint.probes.get(&from)?.nonce != nonce {
             return None;
         }
         let p = self.maint.probes.remove(&from)?;
         self.join_answered(now, from);
-        // Karn: a retransmitted probe's answer is ambiguous.
-        (p.attempts == 1).then(|| (now - p.sent_at).as_micros().min(u64::from(u32::MAX - 1)) as u32)
+        Some(p)
     }
 
+    /// A pong answers our ping only with the right nonce; the RTT comes from our own record of
+    /// when the answered transmission left (the echoed time only tells which one it was), so a
+    /// peer cannot claim to be closer than it is. Unsolicited pongs are ignored.
     pub(super) fn on_pong(&mut self, now: Instant, from: NodeHandle, nonce: u64, sent_at: u64) {
-        if self.answer_probe(now, from.id, nonce).is_none() && !self.knows(from.id) {
+        let Some(p) = self.answer_probe(now, from.id, nonce) else {
             return;
+        };
+        if sent_at == p.sent_at.as_micros() {
+            self.measured(now, from, rtt_us(now - p.sent_at));
+        } else {
+            // An earlier transmission was answered: alive, but no clean sample (Karn).
+            self.join_check_complete(now);
         }
-        let rtt = now
-            .as_micros()
-            .saturating_sub(sent_at)
-            .min(u64::from(u32::MAX - 1)) as u32;
-        self.measured(now, from, rtt);
     }
 
     /// A fresh RTT measurement of `h`: refresh its estimator and re-offer it to the tables.
@@ -230,8 +238,11 @@ impl Node {
         nonce: u64,
         list: &[NodeHandle],
     ) {
-        if let Some(rtt) = self.answer_probe(now, from.id, nonce) {
-            self.measured(now, from, rtt);
+        if let Some(p) = self.answer_probe(now, from.id, nonce) {
+            // Karn: a retransmitted request's answer is ambiguous.
+            if p.attempts == 1 {
+                self.measured(now, from, rtt_us(now - p.sent_at));
+            }
         }
         for h in list {
             self.candidate(now, *h, false);
