@@ -302,8 +302,14 @@ impl Node {
         if self.phase != Phase::Joining {
             return;
         }
+        if !self.join.root_replied {
+            return;
+        }
         let leaf = &self.leaf;
         self.join.awaiting.retain(|id| leaf.contains(*id));
+        if !self.join.awaiting.is_empty() {
+            return;
+        }
         // Candidates that would enter the leaf set are still being probed: wait for them too.
         let probing_leaves = self
             .maint

@@ -526,6 +526,14 @@ impl Node {
     fn heard_from(&mut self, now: Instant, h: NodeHandle) {
         self.tombstones.remove(&h.id);
         self.refresh(now, h.id);
+        // Fast path: a peer already in the tables, at the same address, that the leaf set would
+        // not take in now (the common case for every datagram of a busy node).
+        if self.peers.contains_key(&h.id)
+            && !self.leaf.would_accept(h.id)
+            && self.rt.find(h.id).is_none_or(|e| e.node.addr == h.addr)
+        {
+            return;
+        }
         let rtt = self.peers.get(&h.id).map_or(UNMEASURED, |p| p.srtt);
         self.consider(now, h, rtt);
     }

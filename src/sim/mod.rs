@@ -69,31 +69,6 @@ impl Default for SimConfig {
     }
 }
 
-/// A queued event, ordered by `(at, seq)` only.
-#[derive(Debug)]
-struct Queued {
-    at: Instant,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, o: &Self) -> Option<core::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, o: &Self) -> core::cmp::Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
-    }
-}
-
 #[derive(Debug)]
 enum Ev {
     Datagram {
@@ -152,7 +127,11 @@ pub struct Sim {
     cfg: SimConfig,
     now: Instant,
     seq: u64,
-    queue: BinaryHeap<Reverse<Queued>>,
+    /// `(time, sequence, slab index)`: small entries keep the heap's sifting cheap; the events
+    /// themselves wait in `slab`.
+    queue: BinaryHeap<Reverse<(Instant, u64, u32)>>,
+    slab: Vec<Option<Ev>>,
+    free: Vec<u32>,
     slots: Vec<Slot>,
     rng: Rng,
     oracle: Oracle,
@@ -210,6 +189,8 @@ impl Sim {
             now: Instant::ZERO,
             seq: 0,
             queue: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             slots: Vec::new(),
             oracle: Oracle::default(),
             lookups: FxHashMap::default(),
@@ -277,11 +258,17 @@ impl Sim {
 
     fn push(&mut self, at: Instant, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Reverse(Queued {
-            at,
-            seq: self.seq,
-            ev,
-        }));
+        let k = match self.free.pop() {
+            Some(k) => {
+                self.slab[k as usize] = Some(ev);
+                k
+            }
+            None => {
+                self.slab.push(Some(ev));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.queue.push(Reverse((at, self.seq, k)));
     }
 
     /// Creates a node with an id drawn from the simulation's seed (or `id`) and a random
@@ -573,12 +560,15 @@ impl Sim {
 
     /// Processes every event up to and including time `t`, then sets the clock to `t`.
     pub fn run_until(&mut self, t: Instant) {
-        while self.queue.peek().is_some_and(|Reverse(q)| q.at <= t) {
-            let Some(Reverse(q)) = self.queue.pop() else {
+        while self.queue.peek().is_some_and(|Reverse(q)| q.0 <= t) {
+            let Some(Reverse((at, _, k))) = self.queue.pop() else {
                 break;
             };
-            self.now = q.at;
-            self.step(q.ev);
+            self.now = at;
+            self.free.push(k);
+            if let Some(ev) = self.slab[k as usize].take() {
+                self.step(ev);
+            }
         }
         self.now = self.now.max(t);
     }
