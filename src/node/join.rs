@@ -7,6 +7,7 @@
 use core::fmt;
 use core::net::SocketAddr;
 
+use super::maintenance::Offered;
 use super::timers::Timer;
 use super::{Event, Node, Phase};
 use crate::id::{Id, NodeHandle};
@@ -45,6 +46,8 @@ pub(super) struct JoinState {
     root_replied: bool,
     /// Leaf-set members announced to that have not answered yet.
     awaiting: FxHashSet<Id>,
+    /// Nodes that answered one of our leaf-set requests (so they know us already).
+    answered: FxHashSet<Id>,
     /// Others' join requests that reached us while we were joining ourselves: answered once we
     /// are active (we may be their root).
     held: Vec<(NodeHandle, NodeHandle, u64, u8)>,
@@ -154,6 +157,8 @@ impl Node {
             .id
             .shared_prefix_len(joiner.id, b)
             .min(self.rt.rows() - 1);
+        // Every row this node shares with the joiner (the paper hands over row i at hop i; the
+        // earlier rows too give the joiner more candidates to measure for proximity).
         let rows: Vec<RowEntries> = (0..=l)
             .filter_map(|r| {
                 let nodes: Vec<NodeHandle> = self
@@ -249,33 +254,29 @@ impl Node {
         if self.phase != Phase::Joining {
             return;
         }
-        let all = rows
+        if flags & join_flags::ROOT != 0 {
+            self.join.root_replied = true;
+        }
+        // Probe everything offered (leaf-set members first, so they are asked for their leaf
+        // sets): the measured RTTs pick the nearest per cell (PNS).
+        for h in leaf_set {
+            self.candidate(now, h, Offered::LeafList);
+        }
+        let row_nodes: Vec<NodeHandle> = rows
             .iter()
             .flat_map(|r| r.nodes.iter())
-            .chain(leaf_set.iter())
-            .chain(neighbors.iter());
-        let candidates: Vec<NodeHandle> = all.copied().collect();
-        for h in candidates {
-            // Probe everything offered: the measured RTTs pick the nearest per cell (PNS).
-            self.candidate(now, h, true);
-        }
-        if flags & join_flags::ROOT != 0 && !self.join.root_replied {
-            self.join.root_replied = true;
-            // Now announce ourselves to every leaf-set member found so far.
-            let members: Vec<NodeHandle> = self.leaf.members().copied().collect();
-            for h in members {
-                self.announce(now, h);
-            }
+            .chain(neighbors.iter())
+            .copied()
+            .collect();
+        for h in row_nodes {
+            self.candidate(now, h, Offered::Row { pns: true });
         }
         self.join_check_complete(now);
     }
 
-    /// A member joined the leaf set while joining: announce ourselves to it.
-    pub(super) fn on_leaf_member_added(&mut self, now: Instant, h: NodeHandle) {
-        if self.phase == Phase::Joining && self.join.root_replied {
-            self.announce(now, h);
-        }
-    }
+    /// A member joined the leaf set (announcements wait until the leaf set has settled: see
+    /// [`Node::join_check_complete`]).
+    pub(super) fn on_leaf_member_added(&mut self, _now: Instant, _h: NodeHandle) {}
 
     /// Whether the newcomer may show itself to others yet: only once the join's root has
     /// answered (before that it probes with pings, which nobody takes into their tables).
@@ -290,34 +291,42 @@ impl Node {
         self.probe(now, h, super::maintenance::ProbeKind::LeafSet, true);
     }
 
-    /// A leaf-set member answered our announcement.
-    pub(super) fn join_answered(&mut self, now: Instant, id: Id) {
-        if self.phase == Phase::Joining && self.join.awaiting.remove(&id) {
-            self.join_check_complete(now);
+    /// `id` answered a leaf-set request of ours: it has taken us in.
+    pub(super) fn join_heard_leaf_set(&mut self, id: Id) {
+        if self.phase == Phase::Joining {
+            self.join.answered.insert(id);
+            self.join.awaiting.remove(&id);
         }
     }
 
-    /// Activates the node once the root has answered and every leaf has confirmed.
+    /// Activates the node once the root has answered and every leaf has confirmed. The leaf set
+    /// settles first (no candidate that would enter it is still being probed); then every member
+    /// that has not yet answered a leaf-set request of ours is asked (which makes it take us in),
+    /// and the node activates when all have answered.
     pub(super) fn join_check_complete(&mut self, now: Instant) {
-        if self.phase != Phase::Joining {
-            return;
-        }
-        if !self.join.root_replied {
+        if self.phase != Phase::Joining || !self.join.root_replied {
             return;
         }
         let leaf = &self.leaf;
         self.join.awaiting.retain(|id| leaf.contains(*id));
-        if !self.join.awaiting.is_empty() {
+        let probing_leaves = self.maint.probes.values().any(|p| {
+            self.leaf.would_accept(p.handle.id) && !self.join.awaiting.contains(&p.handle.id)
+        });
+        if probing_leaves {
             return;
         }
-        // Candidates that would enter the leaf set are still being probed: wait for them too.
-        let probing_leaves = self
-            .maint
-            .probes
-            .values()
-            .any(|p| self.leaf.would_accept(p.handle.id));
-        if self.join.root_replied && self.join.awaiting.is_empty() && !probing_leaves {
+        let unannounced: Vec<NodeHandle> = self
+            .leaf
+            .members()
+            .filter(|h| !self.join.answered.contains(&h.id) && !self.join.awaiting.contains(&h.id))
+            .copied()
+            .collect();
+        for h in unannounced {
+            self.announce(now, h);
+        }
+        if self.join.awaiting.is_empty() {
             self.join.bootstraps = Vec::new();
+            self.join.answered = FxHashSet::default();
             self.activate(now);
             for (from, joiner, join_id, hops) in core::mem::take(&mut self.join.held) {
                 self.on_join_request(now, from, joiner, join_id, hops);

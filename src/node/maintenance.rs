@@ -19,7 +19,7 @@ const NEAR_LEAVES: usize = 2;
 const FAR_FACTOR: u64 = 3;
 
 /// Unknown nodes of a received routing-table row measured for proximity (beyond empty cells).
-const PNS_PER_ROW: usize = 4;
+const PNS_PER_ROW: usize = 1;
 
 /// Probe retransmissions for a node not (yet) in any table.
 const CANDIDATE_RETRIES: u32 = 1;
@@ -27,6 +27,19 @@ const CANDIDATE_RETRIES: u32 = 1;
 /// A round-trip time in µs, saturated to fit the tables' `u32`.
 fn rtt_us(d: Duration) -> u32 {
     d.as_micros().min(u64::from(u32::MAX - 1)) as u32
+}
+
+/// Where a second-hand node was named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Offered {
+    /// In someone's leaf set: it lives near them in the id space.
+    LeafList,
+    /// In a routing-table row (or a neighbourhood set); with `pns`, worth measuring even for a
+    /// filled cell.
+    Row {
+        /// Probe it even if its cell is filled (proximity neighbour selection).
+        pns: bool,
+    },
 }
 
 /// What a probe asks for.
@@ -75,7 +88,7 @@ impl Node {
     /// A node named second-hand: probe it if it would improve a table.
     /// With `pns`, unknown nodes are probed even for filled routing-table cells (a closer one
     /// replaces the occupant: proximity neighbour selection).
-    pub(super) fn candidate(&mut self, now: Instant, h: NodeHandle, pns: bool) {
+    pub(super) fn candidate(&mut self, now: Instant, h: NodeHandle, from: Offered) {
         if h.id == self.me.id || self.maint.probes.contains_key(&h.id) {
             return;
         }
@@ -88,8 +101,11 @@ impl Node {
         if !leaf_gap && self.knows(h.id) {
             return;
         }
+        let pns = matches!(from, Offered::Row { pns: true });
         if leaf_gap {
-            let kind = if self.may_announce() {
+            // Ask a leaf-set neighbour for its own leaf set (it names our other neighbours);
+            // anyone else just gets a ping, and joins the leaf set if it answers and fits.
+            let kind = if self.may_announce() && from == Offered::LeafList {
                 ProbeKind::LeafSet
             } else {
                 ProbeKind::Ping
@@ -183,9 +199,8 @@ impl Node {
         if self.maint.probes.get(&from)?.nonce != nonce {
             return None;
         }
-        let p = self.maint.probes.remove(&from)?;
-        self.join_answered(now, from);
-        Some(p)
+        let _ = now;
+        self.maint.probes.remove(&from)
     }
 
     /// A pong answers our ping only with the right nonce; the RTT comes from our own record of
@@ -239,13 +254,14 @@ impl Node {
         list: &[NodeHandle],
     ) {
         if let Some(p) = self.answer_probe(now, from.id, nonce) {
+            self.join_heard_leaf_set(from.id);
             // Karn: a retransmitted request's answer is ambiguous.
             if p.attempts == 1 {
                 self.measured(now, from, rtt_us(now - p.sent_at));
             }
         }
         for h in list {
-            self.candidate(now, *h, false);
+            self.candidate(now, *h, Offered::LeafList);
         }
         self.join_check_complete(now);
     }
@@ -271,7 +287,7 @@ impl Node {
             if pns && !self.rt.would_accept(h.id, UNMEASURED) {
                 pns_budget -= 1;
             }
-            self.candidate(now, h, pns);
+            self.candidate(now, h, Offered::Row { pns });
         }
     }
 
@@ -280,7 +296,7 @@ impl Node {
         self.remove_peer(now, from.id);
         self.routing_reroute_all(now, from.id);
         for h in list {
-            self.candidate(now, *h, false);
+            self.candidate(now, *h, Offered::LeafList);
         }
     }
 

@@ -130,6 +130,8 @@ pub struct Stats {
     pub sent_by_type: [u64; 16],
     /// Messages sent while joining (requests, probes, announcements), of any type.
     pub sent_while_joining: u64,
+    /// Messages sent while joining, by [`MessageType`] number.
+    pub joining_by_type: [u64; 16],
     /// Bytes sent while joining.
     pub bytes_while_joining: u64,
     /// Bytes sent, by [`MessageType`] number.
@@ -213,6 +215,8 @@ pub struct Node {
     maint: maintenance::MaintState,
     routing: routing::RoutingState,
     forwarder: Option<Box<dyn Forwarder + Send>>,
+    /// Messages sent now count as join cost (the join's second stage).
+    join_accounting: bool,
 }
 
 impl core::fmt::Debug for Node {
@@ -257,6 +261,7 @@ impl Node {
             events: VecDeque::new(),
             stats: Stats::default(),
             forwarder: None,
+            join_accounting: false,
         })
     }
 
@@ -469,8 +474,9 @@ impl Node {
         st.bytes_by_type[ty as usize] += len as u64;
         st.datagrams_out += 1;
         st.bytes_out += len as u64;
-        if self.phase == Phase::Joining {
+        if self.phase == Phase::Joining || self.join_accounting {
             st.sent_while_joining += 1;
+            st.joining_by_type[ty as usize] += 1;
             st.bytes_while_joining += len as u64;
         }
     }
@@ -492,11 +498,21 @@ impl Node {
         self.maint.rt_tick_at = now + jitter + self.cfg.rt_maintenance_period;
         self.timers.set(self.maint.rt_tick_at, Timer::RtMaintenance);
         self.compact();
-        // Second stage of a join (locality): ask one node of every row for its row, and measure
-        // what they know, so the table starts near proximity-optimal.
-        for row in 0..self.rt.used_rows() {
-            self.ask_row(row, None);
+        // Second stage of a join (the paper's "X informs every node of its state", with the
+        // locality-aware table refinement of Castro et al.): every routing-table and
+        // neighbourhood entry hears from us, so it can take us into its own tables, and answers
+        // with the row we share, whose nodes we measure (empty cells, plus a little PNS).
+        let mut told: smallvec::SmallVec<[NodeHandle; 64]> =
+            self.rt.entries().map(|e| e.node).collect();
+        told.extend(self.nbr.members().copied());
+        told.sort_by_key(|h| h.id);
+        told.dedup_by_key(|h| h.id);
+        self.join_accounting = true;
+        for h in told {
+            let row = self.me.id.shared_prefix_len(h.id, self.cfg.b) as u8;
+            self.send(h.addr, &Message::RowRequest { row });
         }
+        self.join_accounting = false;
         self.flush_held(now);
     }
 
