@@ -23,7 +23,8 @@ pub struct Config {
     pub seed: u64,
     /// Largest application payload accepted by `route` (bytes, at most [`MAX_PAYLOAD_LIMIT`]).
     pub max_payload: usize,
-    /// Period of leaf-set liveness checks: a leaf not heard from for this long is pinged.
+    /// Period of leaf-set liveness checks: one of the two nearest leaves on each side not heard
+    /// from for this long is pinged (farther leaves after three periods).
     pub leaf_probe_period: Duration,
     /// Leaf sets are exchanged with the two adjacent leaves every this many probe periods
     /// (doubling, up to 8×, while the leaf set does not change).
@@ -69,7 +70,7 @@ impl Default for Config {
             network: 0,
             seed: 0,
             max_payload: 16 * 1024,
-            leaf_probe_period: Duration::from_secs(5),
+            leaf_probe_period: Duration::from_secs(10),
             leaf_exchange_every: 4,
             rt_maintenance_period: Duration::from_secs(30),
             rto_initial: Duration::from_millis(500),
@@ -129,7 +130,7 @@ impl Config {
     /// The first field found out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = self.leaf_set_size;
-        if l < 2 || l > 64 || l % 2 != 0 {
+        if !(2..=64).contains(&l) || l % 2 != 0 {
             return Err(ConfigError::LeafSetSize(l));
         }
         if self.neighborhood_size > 256 {
@@ -147,7 +148,7 @@ impl Config {
             self.join_timeout,
             self.tombstone_ttl,
         ];
-        if timers.iter().any(|t| *t == Duration::ZERO) || self.rto_min > self.rto_max {
+        if timers.contains(&Duration::ZERO) || self.rto_min > self.rto_max {
             return Err(ConfigError::Timers);
         }
         if self.max_pending == 0

@@ -13,6 +13,14 @@ use crate::time::{Duration, Instant};
 use crate::util::FxHashMap;
 use crate::wire::{Message, RowEntries};
 
+/// Leaves per side checked every probe period; farther ones every `FAR_FACTOR` periods.
+const NEAR_LEAVES: usize = 2;
+/// How many probe periods a far leaf may stay silent before it is pinged.
+const FAR_FACTOR: u64 = 3;
+
+/// Unknown nodes of a received routing-table row measured for proximity (beyond empty cells).
+const PNS_PER_ROW: usize = 4;
+
 /// What a probe asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum ProbeKind {
@@ -231,8 +239,8 @@ impl Node {
     }
 
     pub(super) fn on_row_reply(&mut self, now: Instant, _from: NodeHandle, row: RowEntries) {
-        // Fill empty cells; also measure up to two unknown nodes for filled cells (PNS).
-        let mut pns_budget = 2;
+        // Fill empty cells; also measure a few unknown nodes for filled cells (PNS).
+        let mut pns_budget = PNS_PER_ROW;
         for h in row.nodes {
             let pns = pns_budget > 0 && !self.knows(h.id);
             if pns && !self.rt.would_accept(h.id, UNMEASURED) {
@@ -274,16 +282,28 @@ impl Node {
             return;
         }
         let period = self.cfg.leaf_probe_period;
-        let quiet: Vec<NodeHandle> = self
-            .leaf
-            .members()
-            .filter(|h| {
-                self.peers
+        // The two nearest leaves each side are checked every period, the others every
+        // `FAR_FACTOR` periods: a far leaf that dies is also found by the hop acknowledgements
+        // of any message routed to it, and by its own neighbours' repair.
+        let far_period = period.saturating_mul(FAR_FACTOR);
+        let (cw, ccw) = (self.leaf.cw_side(), self.leaf.ccw_side());
+        let mut quiet: smallvec::SmallVec<[NodeHandle; 16]> = smallvec::SmallVec::new();
+        for side in [cw, ccw] {
+            for (rank, h) in side.iter().enumerate() {
+                let limit = if rank < NEAR_LEAVES {
+                    period
+                } else {
+                    far_period
+                };
+                let stale = self
+                    .peers
                     .get(&h.id)
-                    .is_none_or(|p| p.last_heard + period <= now)
-            })
-            .copied()
-            .collect();
+                    .is_none_or(|p| p.last_heard + limit <= now);
+                if stale && !quiet.iter().any(|q| q.id == h.id) {
+                    quiet.push(*h);
+                }
+            }
+        }
         for h in quiet {
             self.probe(now, h, ProbeKind::Ping, true);
         }
@@ -306,6 +326,7 @@ impl Node {
             };
             self.maint.leaf_changed = false;
         }
+        self.compact();
         let jitter = Duration(self.rng.below(period.as_micros() / 10 + 1));
         self.maint.leaf_tick_at = now + period + jitter;
         self.timers
@@ -329,7 +350,7 @@ impl Node {
     }
 
     /// Asks a random entry of `row` (other than `skip`) for its row `row`.
-    fn ask_row(&mut self, row: usize, skip: Option<Id>) {
+    pub(super) fn ask_row(&mut self, row: usize, skip: Option<Id>) {
         let entries: smallvec::SmallVec<[NodeHandle; 16]> = self
             .rt
             .row(row)

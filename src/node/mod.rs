@@ -26,6 +26,7 @@
 //! node.route(Instant::ZERO, Some(key), b"hello".as_slice(), None).unwrap();
 //! let mut buf = Vec::new();
 //! while let Some(_dst) = node.poll_transmit(&mut buf) { /* send buf to _dst */ }
+//! assert_eq!(node.poll_event(), Some(Event::Joined));
 //! match node.poll_event() {
 //!     Some(Event::Delivered { payload, .. }) => assert_eq!(&payload[..], b"hello"),
 //!     other => panic!("{other:?}"),
@@ -58,6 +59,9 @@ use crate::util::FxHashMap;
 use crate::wire::{self, Message, MessageType};
 
 use timers::{Timer, Timers};
+
+/// Spare send buffers kept for reuse (each holds up to one frame).
+const POOL_CAP: usize = 4;
 
 /// What happened, for the application. Drained with [`Node::poll_event`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +128,10 @@ pub struct Stats {
     pub outbox_drops: u64,
     /// Messages sent, by [`MessageType`] number.
     pub sent_by_type: [u64; 16],
+    /// Messages sent while joining (requests, probes, announcements), of any type.
+    pub sent_while_joining: u64,
+    /// Bytes sent while joining.
+    pub bytes_while_joining: u64,
     /// Bytes sent, by [`MessageType`] number.
     pub bytes_by_type: [u64; 16],
     /// Routed messages forwarded to another node.
@@ -141,29 +149,32 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Messages sent that were maintenance: not routed data, acks or join traffic.
+    /// Messages sent that were maintenance: not routed data or acks, and not sent while
+    /// joining (nor join replies sent to others' joins).
     pub fn maintenance_msgs(&self) -> u64 {
-        self.sent_by_type.iter().sum::<u64>() - self.data_msgs() - self.join_msgs()
+        let t = |m: MessageType| self.sent_by_type[m as usize];
+        let other_joins = t(MessageType::JoinRequest) + t(MessageType::JoinReply);
+        (self.sent_by_type.iter().sum::<u64>() - self.data_msgs() - self.sent_while_joining)
+            .saturating_sub(other_joins)
     }
-    /// Bytes of maintenance messages sent.
+    /// Bytes of maintenance messages sent (see [`Stats::maintenance_msgs`]).
     pub fn maintenance_bytes(&self) -> u64 {
         let t = |m: MessageType| self.bytes_by_type[m as usize];
-        self.bytes_by_type.iter().sum::<u64>()
+        (self.bytes_by_type.iter().sum::<u64>()
             - t(MessageType::Routed)
             - t(MessageType::Ack)
-            - t(MessageType::JoinRequest)
-            - t(MessageType::JoinReply)
             - t(MessageType::Undeliverable)
+            - self.bytes_while_joining)
+            .saturating_sub(t(MessageType::JoinRequest) + t(MessageType::JoinReply))
     }
     /// Routed messages, acks and undeliverable reports sent.
     pub fn data_msgs(&self) -> u64 {
         let t = |m: MessageType| self.sent_by_type[m as usize];
         t(MessageType::Routed) + t(MessageType::Ack) + t(MessageType::Undeliverable)
     }
-    /// Join requests and replies sent.
+    /// What joining cost this node: every message it sent while joining.
     pub fn join_msgs(&self) -> u64 {
-        let t = |m: MessageType| self.sent_by_type[m as usize];
-        t(MessageType::JoinRequest) + t(MessageType::JoinReply)
+        self.sent_while_joining
     }
 }
 
@@ -303,7 +314,7 @@ impl Node {
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         let (dst, mut data) = self.outbox.pop_front()?;
         core::mem::swap(buf, &mut data);
-        if data.capacity() > 0 && self.pool.len() < 64 {
+        if data.capacity() > 0 && self.pool.len() < POOL_CAP {
             data.clear();
             self.pool.push(data);
         }
@@ -382,7 +393,17 @@ impl Node {
                 hops,
                 flags,
                 payload,
-            } => self.on_routed(now, from, msg_id, key, source, hops, flags, payload),
+            } => {
+                let msg = routing::Routed {
+                    msg_id,
+                    key,
+                    source,
+                    hops,
+                    flags,
+                    payload,
+                };
+                self.on_routed(now, from, msg)
+            }
             Message::Ack { msg_id, hops } => self.on_ack(now, from, msg_id, hops),
             Message::Leave { leaf_set } => self.on_leave(now, from, &leaf_set),
             Message::Undeliverable {
@@ -423,11 +444,7 @@ impl Node {
         }
         let mut buf = self.pool.pop().unwrap_or_default();
         wire::encode(self.cfg.network, self.me.id, msg, &mut buf);
-        let ty = msg.message_type() as usize;
-        self.stats.sent_by_type[ty] += 1;
-        self.stats.bytes_by_type[ty] += buf.len() as u64;
-        self.stats.datagrams_out += 1;
-        self.stats.bytes_out += buf.len() as u64;
+        self.count_sent(msg.message_type(), buf.len());
         self.outbox.push_back((dst, buf));
     }
 
@@ -440,11 +457,20 @@ impl Node {
         let mut buf = self.pool.pop().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(frame);
-        self.stats.sent_by_type[ty as usize] += 1;
-        self.stats.bytes_by_type[ty as usize] += buf.len() as u64;
-        self.stats.datagrams_out += 1;
-        self.stats.bytes_out += buf.len() as u64;
+        self.count_sent(ty, buf.len());
         self.outbox.push_back((dst, buf));
+    }
+
+    fn count_sent(&mut self, ty: MessageType, len: usize) {
+        let st = &mut self.stats;
+        st.sent_by_type[ty as usize] += 1;
+        st.bytes_by_type[ty as usize] += len as u64;
+        st.datagrams_out += 1;
+        st.bytes_out += len as u64;
+        if self.phase == Phase::Joining {
+            st.sent_while_joining += 1;
+            st.bytes_while_joining += len as u64;
+        }
     }
 
     fn activate(&mut self, now: Instant) {
@@ -463,6 +489,12 @@ impl Node {
         );
         self.maint.rt_tick_at = now + jitter + self.cfg.rt_maintenance_period;
         self.timers.set(self.maint.rt_tick_at, Timer::RtMaintenance);
+        self.compact();
+        // Second stage of a join (locality): ask one node of every row for its row, and measure
+        // what they know, so the table starts near proximity-optimal.
+        for row in 0..self.rt.used_rows() {
+            self.ask_row(row, None);
+        }
         self.flush_held(now);
     }
 
@@ -617,19 +649,49 @@ impl Node {
         }
     }
 
+    /// Gives back memory that bursts (a join's probing, a flood of traffic) left allocated, so a
+    /// node's footprint follows its current state. Called every leaf tick and on activation.
+    fn compact(&mut self) {
+        fn shrink_map<K: Eq + core::hash::Hash, V>(m: &mut FxHashMap<K, V>) {
+            if m.capacity() > 4 * m.len() + 16 {
+                m.shrink_to(2 * m.len());
+            }
+        }
+        shrink_map(&mut self.peers);
+        shrink_map(&mut self.tombstones);
+        shrink_map(&mut self.maint.probes);
+        self.routing.shrink();
+        self.timers.shrink();
+        if self.outbox.is_empty() {
+            self.outbox.shrink_to(4);
+        }
+    }
+
     /// Approximate heap bytes this node holds (tables, maps, queues).
     pub fn heap_bytes(&self) -> usize {
+        self.heap_breakdown().iter().map(|(_, b)| b).sum()
+    }
+
+    /// [`Node::heap_bytes`] by part, for memory reports.
+    pub fn heap_breakdown(&self) -> [(&'static str, usize); 9] {
         use core::mem::size_of;
-        self.rt.heap_bytes()
-            + self.leaf.len() * size_of::<NodeHandle>()
-            + self.nbr.len() * (size_of::<NodeHandle>() + 4)
-            + self.peers.capacity() * (size_of::<Id>() + size_of::<Peer>() + 8)
-            + self.tombstones.capacity() * 40
-            + self.outbox.capacity() * 48
-            + self.pool.iter().map(Vec::capacity).sum::<usize>()
-            + self.routing.heap_bytes()
-            + self.maint.heap_bytes()
-            + self.timers.len() * 48
+        [
+            ("routing_table", self.rt.heap_bytes()),
+            (
+                "neighborhood",
+                self.nbr.len() * (size_of::<NodeHandle>() + 4),
+            ),
+            (
+                "peers",
+                self.peers.capacity() * (size_of::<Id>() + size_of::<Peer>() + 8),
+            ),
+            ("tombstones", self.tombstones.capacity() * 40),
+            ("outbox", self.outbox.capacity() * 48),
+            ("pool", self.pool.iter().map(Vec::capacity).sum::<usize>()),
+            ("routing", self.routing.heap_bytes()),
+            ("probes", self.maint.heap_bytes()),
+            ("timers", self.timers.capacity() * 48),
+        ]
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::timers::{SeenFilter, Timer};
-use super::{Event, Node, Phase};
+use super::{Event, Node, Phase, POOL_CAP};
 use crate::id::{Id, NodeHandle};
 use crate::router::{self, NextHop};
 use crate::time::{Duration, Instant};
@@ -92,12 +92,12 @@ pub trait Forwarder {
 /// A routed message as the node handles it.
 #[derive(Clone, Debug)]
 pub(super) struct Routed {
-    msg_id: u64,
-    key: Id,
-    source: NodeHandle,
-    hops: u8,
-    flags: RoutedFlags,
-    payload: Bytes,
+    pub(super) msg_id: u64,
+    pub(super) key: Id,
+    pub(super) source: NodeHandle,
+    pub(super) hops: u8,
+    pub(super) flags: RoutedFlags,
+    pub(super) payload: Bytes,
 }
 
 /// A hop transmission awaiting its acknowledgement.
@@ -127,6 +127,17 @@ impl RoutingState {
             seen: SeenFilter::new(SEEN_CAP),
             delivered: SeenFilter::new(SEEN_CAP),
             held: VecDeque::new(),
+        }
+    }
+
+    pub(super) fn shrink(&mut self) {
+        if self.pending.capacity() > 4 * self.pending.len() + 16 {
+            self.pending.shrink_to(2 * self.pending.len());
+        }
+        self.seen.shrink();
+        self.delivered.shrink();
+        if self.held.is_empty() {
+            self.held.shrink_to(0);
         }
     }
 
@@ -197,20 +208,11 @@ impl Node {
         Ok(msg_id)
     }
 
-    pub(super) fn on_routed(
-        &mut self,
-        now: Instant,
-        from: NodeHandle,
-        msg_id: u64,
-        key: Id,
-        source: NodeHandle,
-        hops: u8,
-        flags: RoutedFlags,
-        payload: Bytes,
-    ) {
+    pub(super) fn on_routed(&mut self, now: Instant, from: NodeHandle, msg: Routed) {
         if self.phase == Phase::Stopped {
             return;
         }
+        let (msg_id, hops, flags) = (msg.msg_id, msg.hops, msg.flags);
         self.send(from.addr, &Message::Ack { msg_id, hops });
         let expires = now
             + self
@@ -225,14 +227,6 @@ impl Node {
             self.stats.duplicates += 1;
             return;
         }
-        let msg = Routed {
-            msg_id,
-            key,
-            source,
-            hops,
-            flags,
-            payload,
-        };
         if flags.direct() {
             self.deliver(now, msg);
         } else {
@@ -389,16 +383,13 @@ impl Node {
 
     pub(super) fn on_ack(&mut self, now: Instant, from: NodeHandle, msg_id: u64, hops: u8) {
         let k = (msg_id, hops);
-        if !self
-            .routing
-            .pending
-            .get(&k)
-            .is_some_and(|p| p.dst.id == from.id)
-        {
-            return;
+        match self.routing.pending.get(&k) {
+            Some(p) if p.dst.id == from.id => {}
+            _ => return,
         }
-        // The key was just found.
-        let p = self.routing.pending.remove(&k).expect("present");
+        let Some(p) = self.routing.pending.remove(&k) else {
+            return;
+        };
         if p.attempts == 1 {
             // Karn: only unambiguous samples.
             let rtt = (now - p.first_sent)
@@ -410,7 +401,7 @@ impl Node {
     }
 
     fn recycle(&mut self, mut buf: Vec<u8>) {
-        if self.pool.len() < 64 {
+        if self.pool.len() < POOL_CAP {
             buf.clear();
             self.pool.push(buf);
         }

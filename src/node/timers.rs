@@ -50,8 +50,21 @@ impl Timers {
         self.heap.clear();
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.heap.capacity()
+    }
+
+    /// Releases spare capacity left by a burst.
+    pub(crate) fn shrink(&mut self) {
+        let n = self.heap.len();
+        if self.heap.capacity() > 4 * n + 16 {
+            self.heap.shrink_to(2 * n + 8);
+        }
     }
 }
 
@@ -91,6 +104,15 @@ impl SeenFilter {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.order.len()
+    }
+
+    /// Releases spare capacity left by a burst.
+    pub(crate) fn shrink(&mut self) {
+        let n = self.order.len();
+        if self.order.capacity() > 4 * n + 16 {
+            self.order.shrink_to(2 * n);
+            self.set.shrink_to(2 * n);
+        }
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {

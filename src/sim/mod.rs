@@ -123,6 +123,8 @@ struct Slot {
     in_oracle: bool,
     /// When the node was created.
     started: Instant,
+    /// Maintenance (messages, bytes) at the last [`Sim::mark_traffic`].
+    maint_mark: (u64, u64),
 }
 
 /// What is known about one lookup.
@@ -148,6 +150,7 @@ pub struct Sim {
     lookup_gap: Duration,
     lookup_payload: usize,
     churn: Option<Churn>,
+    traffic_mark: Option<Instant>,
     digest: FxHasher,
     buf: Vec<u8>,
     /// Aggregated results.
@@ -200,6 +203,7 @@ impl Sim {
             lookup_gap: Duration::from_millis(1),
             lookup_payload: 32,
             churn: None,
+            traffic_mark: None,
             digest: FxHasher::default(),
             buf: Vec::new(),
             report: Report {
@@ -279,6 +283,7 @@ impl Sim {
             timer_at: None,
             in_oracle: false,
             started: self.now,
+            maint_mark: (0, 0),
         });
         idx
     }
@@ -298,19 +303,37 @@ impl Sim {
         self.pump(i);
     }
 
-    /// Adds `n` nodes, one every `gap`, each joining through a random active node (the first
+    /// Adds `n` nodes, one every `gap`, each joining through a nearby active node (the first
     /// starts alone if the overlay is empty). Runs the clock while they join.
     pub fn grow(&mut self, n: usize, gap: Duration) -> Vec<NodeIdx> {
         let mut added = Vec::with_capacity(n);
         for _ in 0..n {
             let i = self.add_node(None);
-            let boot = self.random_active();
+            let boot = self.nearby_active(i);
             self.start(i, boot);
             added.push(i);
             let t = self.now + gap;
             self.run_until(t);
         }
         added
+    }
+
+    /// A bootstrap for newcomer `i`, as the Pastry paper assumes one: a node near it in the
+    /// proximity space (the nearest of 32 random active nodes).
+    pub fn nearby_active(&mut self, i: NodeIdx) -> Option<NodeIdx> {
+        let me = self.slots[i.0 as usize].pos;
+        let topo = self.cfg.topology;
+        let mut best: Option<(Duration, NodeIdx)> = None;
+        for _ in 0..32 {
+            let Some(c) = self.random_active() else {
+                break;
+            };
+            let d = topo.latency(me, self.slots[c.0 as usize].pos);
+            if best.is_none_or(|(bd, _)| d < bd) {
+                best = Some((d, c));
+            }
+        }
+        best.map(|(_, c)| c)
     }
 
     /// A uniformly random active node.
@@ -453,6 +476,8 @@ impl Sim {
                 if rec.src != i {
                     self.report.stretch_sum += took.as_micros() as f64 / direct.as_micros() as f64;
                     self.report.stretch_n += 1;
+                    self.report.path_us_sum += took.as_micros() as f64;
+                    self.report.direct_us_sum += direct.as_micros() as f64;
                 }
                 self.report.latency_us.add(took.as_micros());
                 let _ = rec.key;
@@ -572,7 +597,7 @@ impl Sim {
             }
         } else {
             let i = self.add_node(None);
-            let boot = self.random_active();
+            let boot = self.nearby_active(i);
             self.start(i, boot);
         }
         self.schedule_churn();
@@ -638,6 +663,8 @@ impl Sim {
         r.latency_us = Histogram::with_width(100);
         r.stretch_sum = 0.0;
         r.stretch_n = 0;
+        r.path_us_sum = 0.0;
+        r.direct_us_sum = 0.0;
     }
 
     /// Live active nodes whose leaf set differs from the oracle's.
@@ -681,17 +708,33 @@ impl Sim {
         (fill, have as f64 / nodes.max(1) as f64)
     }
 
+    /// Maintenance rates count from here on (so a steady phase is measured apart from the
+    /// overlay's growth). Without a mark they count from each node's start.
+    pub fn mark_traffic(&mut self) {
+        self.traffic_mark = Some(self.now);
+        for s in &mut self.slots {
+            s.maint_mark = s.node.as_ref().map_or((0, 0), |n| {
+                (n.stats().maintenance_msgs(), n.stats().maintenance_bytes())
+            });
+        }
+    }
+
     /// Sums every live node's counters into the report's traffic figures.
     pub fn collect_traffic(&mut self) {
         let (mut maint, mut maint_bytes, mut join, mut mem) = (0u64, 0u64, 0u64, 0usize);
+        self.report.msgs_by_type = [0; 16];
         let mut n = 0u64;
         let mut alive_s = 0.0;
+        let mark = self.traffic_mark.unwrap_or(Instant::ZERO);
         for s in &self.slots {
             if let Some(node) = &s.node {
-                alive_s += (self.now - s.started).as_secs_f64();
+                alive_s += (self.now - s.started.max(mark)).as_secs_f64();
                 let st = node.stats();
-                maint += st.maintenance_msgs();
-                maint_bytes += st.maintenance_bytes();
+                for (t, c) in st.sent_by_type.iter().enumerate() {
+                    self.report.msgs_by_type[t] += c;
+                }
+                maint += st.maintenance_msgs() - s.maint_mark.0;
+                maint_bytes += st.maintenance_bytes() - s.maint_mark.1;
                 join += st.join_msgs();
                 mem += node.heap_bytes() + core::mem::size_of::<Node>();
                 n += 1;

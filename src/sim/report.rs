@@ -102,6 +102,10 @@ pub struct Report {
     pub stretch_sum: f64,
     /// Stretch samples.
     pub stretch_n: u64,
+    /// Sum of overlay path latencies of the stretch samples, µs.
+    pub path_us_sum: f64,
+    /// Sum of direct latencies of the stretch samples, µs.
+    pub direct_us_sum: f64,
     /// Datagrams sent.
     pub datagrams: u64,
     /// Datagrams dropped by the fault model.
@@ -114,6 +118,8 @@ pub struct Report {
     pub maintenance_bytes: u64,
     /// Join messages sent by live nodes.
     pub join_msgs: u64,
+    /// Messages sent by live nodes, by wire message type number.
+    pub msgs_by_type: [u64; 16],
     /// Approximate memory of live nodes, bytes.
     pub node_bytes: u64,
     /// Live nodes at collection.
@@ -153,6 +159,15 @@ impl Report {
         }
     }
 
+    /// Delay stretch as the ratio of total overlay latency to total direct latency.
+    pub fn stretch_of_sums(&self) -> f64 {
+        if self.direct_us_sum == 0.0 {
+            0.0
+        } else {
+            self.path_us_sum / self.direct_us_sum
+        }
+    }
+
     /// The readable report.
     pub fn human(&self, s: &Summary) -> String {
         let mut o = String::new();
@@ -189,10 +204,11 @@ impl Report {
         let _ = writeln!(o, "  hop counts  {hist}");
         let _ = writeln!(
             o,
-            "  latency      p50 {:.1} ms, p99 {:.1} ms; delay stretch mean {:.3}",
+            "  latency      p50 {:.1} ms, p99 {:.1} ms; delay stretch mean {:.3} (of ratios), {:.3} (of sums)",
             self.latency_us.quantile(0.5) as f64 / 1e3,
             self.latency_us.quantile(0.99) as f64 / 1e3,
-            self.stretch_mean()
+            self.stretch_mean(),
+            self.stretch_of_sums()
         );
         let _ = writeln!(o, "  tables       routing table {:.1}% of a perfect table, {:.1} entries mean; {} leaf sets differ from the oracle", s.rt_fill * 100.0, s.rt_entries_mean, s.wrong_leaf_sets);
         let per = |x: u64| {
@@ -204,9 +220,31 @@ impl Report {
         };
         let _ = writeln!(o, "  traffic      join {:.1} msgs/node; maintenance {:.3} msgs/node/s, {:.1} bytes/node/s; {} datagrams ({} dropped)",
             self.join_msgs as f64 / self.live_nodes.max(1) as f64, per(self.maintenance_msgs), per(self.maintenance_bytes), self.datagrams, self.dropped);
+        let names = [
+            "",
+            "join-req",
+            "join-reply",
+            "ls-req",
+            "ls-reply",
+            "row-req",
+            "row-reply",
+            "ping",
+            "pong",
+            "routed",
+            "ack",
+            "leave",
+            "undeliv",
+        ];
+        let mut by = String::new();
+        for (t, c) in self.msgs_by_type.iter().enumerate() {
+            if *c > 0 {
+                let _ = write!(by, " {}:{}", names.get(t).copied().unwrap_or("?"), c);
+            }
+        }
+        let _ = writeln!(o, "  by type     {by}");
         let _ = writeln!(
             o,
-            "  memory       {:.1} KiB/node (tables, queues, maps)",
+            "  memory       {:.1} KiB/node (peak RSS / nodes)",
             self.node_bytes as f64 / self.live_nodes.max(1) as f64 / 1024.0
         );
         let _ = writeln!(
@@ -234,14 +272,14 @@ impl Report {
             concat!(
                 "{{\"nodes\":{},\"live_nodes\":{},\"lookups\":{},\"delivered\":{},\"correct\":{},\"incorrect\":{},",
                 "\"lost\":{},\"duplicates\":{},\"undeliverable\":{},\"refused\":{},\"mean_hops\":{:.4},\"max_hops\":{},",
-                "\"hops_histogram\":[{}],\"log16_n\":{:.4},\"stretch_mean\":{:.4},\"latency_p50_us\":{},\"latency_p99_us\":{},",
+                "\"hops_histogram\":[{}],\"log16_n\":{:.4},\"stretch_mean\":{:.4},\"stretch_of_sums\":{:.4},\"latency_p50_us\":{},\"latency_p99_us\":{},",
                 "\"join_msgs_per_node\":{:.2},\"rt_entries_mean\":{:.2},\"rt_fill\":{:.4},\"wrong_leaf_sets\":{},",
                 "\"maintenance_msgs_per_node_per_s\":{:.4},\"maintenance_bytes_per_node_per_s\":{:.2},",
                 "\"mem_bytes_per_node\":{},\"join_failed\":{},\"crashed\":{},\"virtual_s\":{:.2},\"wall_s\":{:.3}}}"
             ),
             s.nodes, self.live_nodes, self.lookups, self.delivered, self.correct, self.incorrect,
             s.lost, self.duplicates, self.undeliverable, self.refused, self.hops.mean(), self.hops.max(),
-            hist.join(","), (s.nodes.max(1) as f64).log(16.0), self.stretch_mean(), self.latency_us.quantile(0.5), self.latency_us.quantile(0.99),
+            hist.join(","), (s.nodes.max(1) as f64).log(16.0), self.stretch_mean(), self.stretch_of_sums(), self.latency_us.quantile(0.5), self.latency_us.quantile(0.99),
             self.join_msgs as f64 / self.live_nodes.max(1) as f64, s.rt_entries_mean, s.rt_fill, s.wrong_leaf_sets,
             per(self.maintenance_msgs), per(self.maintenance_bytes),
             self.node_bytes / self.live_nodes.max(1), self.join_failed, self.crashed, s.virtual_s, s.wall_s,
