@@ -181,7 +181,10 @@ pub unsafe extern "C" fn pastry_node_wait_joined(
         if in_callback() {
             return Err(PASTRY_ERR_IN_CALLBACK);
         }
-        Ok(h.wait_joined(Duration::from_millis(u64::from(timeout_ms)))?)
+        let timeout = Duration::from_millis(u64::from(timeout_ms));
+        h.wait_joined(timeout)?;
+        await_active_phase(h, timeout);
+        Ok(())
     })
 }
 
@@ -205,8 +208,23 @@ pub unsafe extern "C" fn pastry_node_join(
         if in_callback() {
             return Err(PASTRY_ERR_IN_CALLBACK);
         }
-        Ok(h.join(&list, Duration::from_millis(u64::from(timeout_ms)))?)
+        let timeout = Duration::from_millis(u64::from(timeout_ms));
+        h.join(&list, timeout)?;
+        await_active_phase(h, timeout);
+        Ok(())
     })
+}
+
+/// After a completed join: waits (up to `timeout`) until the loop has also published the
+/// node's phase, so that `pastry_route` right after a successful wait cannot see the node as
+/// not active. (The runtime wakes join waiters before it publishes the phase.)
+// A blocking wait on the application's thread needs the OS clock, as in the runtime.
+#[allow(clippy::disallowed_methods)]
+fn await_active_phase(h: &crate::runtime::Handle, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    while h.phase() != Phase::Active && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(50));
+    }
 }
 
 /// Stores the node's life-cycle phase in `*out`.
