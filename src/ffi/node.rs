@@ -18,7 +18,7 @@ use super::inner::{into_ptr, node_ref, take_ptr, Mode, NodeInner};
 use super::log::{log, pastry_log_level::*};
 use super::runtime::{pastry_runtime, runtime_ref};
 use crate::node::Phase;
-use crate::runtime::CallError;
+use crate::runtime::{CallError, Handle, JoinError};
 
 /// One overlay node (opaque): run by a runtime (`pastry_node_new`) or driven by the caller
 /// (`pastry_node_new_driven`). Released with `pastry_node_free`.
@@ -182,9 +182,9 @@ pub unsafe extern "C" fn pastry_node_wait_joined(
             return Err(PASTRY_ERR_IN_CALLBACK);
         }
         let timeout = Duration::from_millis(u64::from(timeout_ms));
-        h.wait_joined(timeout)?;
-        await_active_phase(h, timeout);
-        Ok(())
+        let r = h.wait_joined(timeout);
+        settle_phase(h, &r, timeout);
+        Ok(r?)
     })
 }
 
@@ -209,20 +209,25 @@ pub unsafe extern "C" fn pastry_node_join(
             return Err(PASTRY_ERR_IN_CALLBACK);
         }
         let timeout = Duration::from_millis(u64::from(timeout_ms));
-        h.join(&list, timeout)?;
-        await_active_phase(h, timeout);
-        Ok(())
+        let r = h.join(&list, timeout);
+        settle_phase(h, &r, timeout);
+        Ok(r?)
     })
 }
 
-/// After a completed join: waits (up to `timeout`) until the loop has also published the
-/// node's phase, so that `pastry_route` right after a successful wait cannot see the node as
-/// not active. (The runtime wakes join waiters before it publishes the phase.)
+/// After a join ended (completed or given up): waits (up to `timeout`) until the loop has also
+/// published the node's phase, so that a call right after the wait sees the node active (or
+/// idle again). The runtime wakes join waiters just before it publishes the phase.
 // A blocking wait on the application's thread needs the OS clock, as in the runtime.
 #[allow(clippy::disallowed_methods)]
-fn await_active_phase(h: &crate::runtime::Handle, timeout: Duration) {
+fn settle_phase(h: &Handle, r: &Result<(), JoinError>, timeout: Duration) {
+    let settled = |p: Phase| match r {
+        Ok(()) => p != Phase::Idle && p != Phase::Joining,
+        Err(JoinError::NoBootstrapAnswered { .. }) => p != Phase::Joining,
+        Err(_) => true,
+    };
     let deadline = std::time::Instant::now() + timeout;
-    while h.phase() != Phase::Active && std::time::Instant::now() < deadline {
+    while !settled(h.phase()) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_micros(50));
     }
 }
