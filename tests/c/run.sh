@@ -73,5 +73,5 @@ run "cpp_wrapper" "$out/cpp_wrapper"
 echo "-- example"
 run "examples/ring" "$out/ring"
 
-echo "C tests: $passed passed, $failed failed"
+echo "C-tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
