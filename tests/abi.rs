@@ -74,7 +74,7 @@ fn param_type(p: &str) -> String {
         let close = p[open..].find(')').map_or(p.len(), |c| open + c);
         return format!("{}(*){}", &p[..open], &p[close + 1..]).replace(" (*)", "(*)");
     }
-    match p.rfind(|c: char| c == ' ' || c == '*') {
+    match p.rfind([' ', '*']) {
         Some(i) => p[..=i].trim_end().to_string(),
         None => p,
     }
@@ -180,7 +180,7 @@ fn declaration(d: &str, out: &mut BTreeSet<String>) {
         out.insert(squash(d));
     } else if let Some(open) = d.find('(') {
         let head = squash(&d[..open]);
-        let (ret, name) = match head.rfind(|c: char| c == ' ' || c == '*') {
+        let (ret, name) = match head.rfind([' ', '*']) {
             Some(i) => (head[..=i].trim_end().to_string(), head[i + 1..].to_string()),
             None => (String::new(), head.clone()),
         };

@@ -8,7 +8,7 @@
 
 use core::ffi::{c_char, c_void, CStr};
 use core::ptr::{null, null_mut};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -357,6 +357,9 @@ unsafe extern "C" fn on_drop(ud: *mut c_void) {
     ctx.seen.drops.fetch_add(1, Ordering::SeqCst);
 }
 
+/// Polls `f` until it holds; fails after 20 s. (This test drives real sockets and a runtime
+/// thread: it needs the wall clock, unlike the sans-IO tests.)
+#[allow(clippy::disallowed_methods)]
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !f() {
@@ -413,12 +416,12 @@ fn runtime_overlay_with_upcalls() {
                 pastry_node_neighbor_set(n, out.as_mut_ptr(), &mut count) == PASTRY_OK && count == 3
             })
         });
-        let mut expected = HashMap::new();
+        let mut expected = BTreeMap::new();
         for k in 0..16u8 {
             let key = pastry_id {
                 bytes: [k * 16 + 3; 16],
             };
-            let msg = vec![k];
+            let msg = [k];
             assert_eq!(
                 pastry_route(nodes[k as usize % 4], &key, msg.as_ptr(), 1, null()),
                 PASTRY_OK
