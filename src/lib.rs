@@ -21,6 +21,7 @@ pub use leafset::LeafSet;
 pub use neighborhood::NeighborhoodSet;
 pub use router::{next_hop, NextHop};
 pub use routing_table::RoutingTable;
+pub mod ffi;
 pub mod node;
 pub mod runtime;
 pub mod sim;

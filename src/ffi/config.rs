@@ -1,0 +1,365 @@
+//! The opaque configuration builder: `pastry_config_new`, `pastry_config_set_*`,
+//! `pastry_config_free`.
+//!
+//! Every setter checks its value at once (`PASTRY_ERR_INVALID_CONFIG`, leaving the builder
+//! unchanged), so a builder always holds a valid configuration.
+
+use core::ffi::c_char;
+use core::net::SocketAddr;
+
+use super::error::pastry_result::{self, *};
+use super::id::pastry_id;
+use crate::id::DigitBits;
+use crate::node::Config;
+use crate::runtime::NodeConfig;
+use crate::time::Duration;
+
+/// The largest payload limit `pastry_config_set_max_payload` accepts: what fits a UDP datagram
+/// with the frame around it.
+pub const PASTRY_MAX_PAYLOAD_LIMIT: usize = 65_379;
+
+/// A node configuration being built (opaque). Made by `pastry_config_new`, changed by the
+/// `pastry_config_set_*` functions, read (copied) by `pastry_node_new` and
+/// `pastry_node_new_driven`, released by `pastry_config_free`. One builder may configure any
+/// number of nodes. Not thread-safe: do not change it while another thread uses it.
+///
+/// Defaults: bind `127.0.0.1:0` (an ephemeral loopback port), a random id, `b = 4`, leaf set
+/// 16, neighbourhood set 32, network 0, payload limit 16 KiB, leaf probes every 10 s,
+/// routing-table maintenance every 30 s, join timeout 3 s with 8 attempts, retransmission
+/// timeout 500 ms initially, 50 ms to 10 s, 5 retries.
+#[derive(Debug)]
+pub struct pastry_config {
+    _private: [u8; 0],
+}
+
+/// The builder behind a `pastry_config *`.
+pub(crate) fn config_ref<'a>(p: *const pastry_config) -> Option<&'a NodeConfig> {
+    // SAFETY: a non-NULL `pastry_config *` comes from `pastry_config_new` (a leaked
+    // `Box<NodeConfig>`) and, by the header's contract, is not freed or changed during the
+    // call.
+    unsafe { p.cast::<NodeConfig>().as_ref() }
+}
+
+/// Creates a builder with the defaults and stores it in `*out`. Release it with
+/// `pastry_config_free`.
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn pastry_config_new(out: *mut *mut pastry_config) -> pastry_result {
+    ffi_boundary!("pastry_config_new", {
+        let out = try_out!(out);
+        let cfg = NodeConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+        out.write(Box::into_raw(Box::new(cfg)).cast());
+        Ok(())
+    })
+}
+
+/// Releases a builder. NULL is fine (nothing happens). Nodes made from it keep their copy.
+#[no_mangle]
+pub unsafe extern "C" fn pastry_config_free(config: *mut pastry_config) {
+    ffi_boundary_value!("pastry_config_free", {
+        if !config.is_null() {
+            // SAFETY: a non-NULL `pastry_config *` is a leaked `Box<NodeConfig>` from
+            // `pastry_config_new`, freed once (the caller's contract).
+            drop(unsafe { Box::from_raw(config.cast::<NodeConfig>()) });
+        }
+    })
+}
+
+/// Applies `f` to a copy of the builder's configuration and keeps the copy if it validates.
+fn update(
+    config: *mut pastry_config,
+    f: impl FnOnce(&mut NodeConfig) -> Result<(), pastry_result>,
+) -> Result<(), pastry_result> {
+    // SAFETY: a non-NULL `pastry_config *` is a live `Box<NodeConfig>` from
+    // `pastry_config_new`, used by this thread alone during the call (the header's contract).
+    let cfg = match unsafe { config.cast::<NodeConfig>().as_mut() } {
+        Some(c) => c,
+        None => return Err(PASTRY_ERR_NULL_ARGUMENT),
+    };
+    let mut copy = cfg.clone();
+    f(&mut copy)?;
+    copy.node.validate()?;
+    *cfg = copy;
+    Ok(())
+}
+
+/// Sets a node field of the configuration (no other check than `Config::validate`).
+fn set(config: *mut pastry_config, f: impl FnOnce(&mut Config)) -> Result<(), pastry_result> {
+    update(config, |c| {
+        f(&mut c.node);
+        Ok(())
+    })
+}
+
+/// Milliseconds as the crate's `Duration`; 0 or overflow is `PASTRY_ERR_INVALID_CONFIG`.
+fn millis(ms: u64) -> Result<Duration, pastry_result> {
+    match ms.checked_mul(1_000) {
+        Some(us) if us > 0 => Ok(Duration::from_micros(us)),
+        _ => Err(PASTRY_ERR_INVALID_CONFIG),
+    }
+}
+
+/// Sets the UDP address to bind (`"0.0.0.0:4000"`, `"[::1]:0"`; port 0 picks a free port).
+/// For a caller-driven node it is the address the node advertises to its peers: the address
+/// the host's own socket receives on.
+///
+/// A node tells its peers the address it is bound to: bind a specific address that they can
+/// reach (not `0.0.0.0`).
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_BAD_ADDRESS`.
+#[no_mangle]
+pub unsafe extern "C" fn pastry_config_set_bind(
+    config: *mut pastry_config,
+    addr: *const c_char,
+) -> pastry_result {
+    ffi_boundary!("pastry_config_set_bind", {
+        let text = try_str!(addr, PASTRY_ERR_BAD_ADDRESS);
+        let a: SocketAddr = text.parse().map_err(|_| PASTRY_ERR_BAD_ADDRESS)?;
+        update(config, |c| {
+            c.bind = a;
+            Ok(())
+        })
+    })
+}
+
+/// Sets the node's id; NULL restores the default (a random id, drawn when the node is
+/// created).
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT` (config NULL).
+#[no_mangle]
+pub unsafe extern "C" fn pastry_config_set_id(
+    config: *mut pastry_config,
+    id: *const pastry_id,
+) -> pastry_result {
+    ffi_boundary!("pastry_config_set_id", {
+        // SAFETY: the header's contract: NULL or a readable id for the call.
+        let id = unsafe { id.as_ref() }.map(pastry_id::id);
+        set(config, |c| c.id = id)
+    })
+}
+
+/// Sets the digit width `b` in bits: 1, 2 or 4 (default 4). Every node of an overlay must use
+/// the same.
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG`.
+#[no_mangle]
+pub unsafe extern "C" fn pastry_config_set_digit_bits(
+    config: *mut pastry_config,
+    b: u32,
+) -> pastry_result {
+    ffi_boundary!("pastry_config_set_digit_bits", {
+        let b = u8::try_from(b)
+            .ok()
+            .and_then(DigitBits::new)
+            .ok_or(PASTRY_ERR_INVALID_CONFIG);
+        update(config, |c| {
+            c.node.b = b?;
+            Ok(())
+        })
+    })
+}
+
+/// Sets the leaf-set size `L`: even, 2 to 64 (default 16). Replica sets have at most
+/// `L/2 + 1` members.
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG`.
+#[no_mangle]
+pub unsafe extern "C" fn pastry_config_set_leaf_set_size(
+    config: *mut pastry_config,
+    size: u32,
+) -> pastry_result {
+    ffi_boundary!("pastry_config_set_leaf_set_size", {
+        set(config, |c| c.leaf_set_size = size as usize)
+    })
+}
+
+/// Sets the neighbourhood-set size `M`: 0 to 256 (default 32).
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG`.
+#[no_mangle]
+pub unsafe extern "C" fn pastry_config_set_neighborhood_size(
+    config: *mut pastry_config,
+    size: u32,
+) -> pastry_result {
+    ffi_boundary!("pastry_config_set_neighborhood_size", {
+        set(config, |c| c.neighborhood_size = size as usize)
+    })
+}
+
+/// Sets the overlay's network id (default 0): datagrams of other networks are dropped, so
+/// several overlays can share hosts and ports.
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn pastry_config_set_network(
+    config: *mut pastry_config,
+    network: u32,
+) -> pastry_result {
+    ffi_boundary!("pastry_config_set_network", {
+        set(config, |c| c.network = network)
+    })
+}
+
+/// Sets the largest payload `pastry_route` accepts, in bytes: at most
+/// `PASTRY_MAX_PAYLOAD_LIMIT` (default 16384). Larger routes fail with
+/// `PASTRY_ERR_PAYLOAD_TOO_LARGE`.
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG`.
+#[no_mangle]
+pub unsafe extern "C" fn pastry_config_set_max_payload(
+    config: *mut pastry_config,
+    max: usize,
+) -> pastry_result {
+    ffi_boundary!("pastry_config_set_max_payload", {
+        set(config, |c| c.max_payload = max)
+    })
+}
+
+/// Sets the seed of the node's random numbers (id, nonces, jitter). 0 (the default) draws a
+/// seed from the operating system when the node is created; any other value makes the node's
+/// random choices reproducible.
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn pastry_config_set_seed(
+    config: *mut pastry_config,
+    seed: u64,
+) -> pastry_result {
+    ffi_boundary!("pastry_config_set_seed", { set(config, |c| c.seed = seed) })
+}
+
+/// Sets the leaf-set probe period in milliseconds (default 10000): how soon a silent leaf is
+/// checked, and so how fast a failed neighbour is detected.
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0).
+#[no_mangle]
+pub unsafe extern "C" fn pastry_config_set_leaf_probe_period_ms(
+    config: *mut pastry_config,
+    ms: u64,
+) -> pastry_result {
+    ffi_boundary!("pastry_config_set_leaf_probe_period_ms", {
+        let d = millis(ms)?;
+        set(config, |c| c.leaf_probe_period = d)
+    })
+}
+
+/// Sets the routing-table maintenance period in milliseconds (default 30000).
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0).
+#[no_mangle]
+pub unsafe extern "C" fn pastry_config_set_rt_maintenance_period_ms(
+    config: *mut pastry_config,
+    ms: u64,
+) -> pastry_result {
+    ffi_boundary!("pastry_config_set_rt_maintenance_period_ms", {
+        let d = millis(ms)?;
+        set(config, |c| c.rt_maintenance_period = d)
+    })
+}
+
+/// Sets how long a join waits for an answer before trying again, in milliseconds (default
+/// 3000; doubled on each retry up to 8x), and the number of attempts over the bootstrap list
+/// before the join fails (default 8).
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0).
+#[no_mangle]
+pub unsafe extern "C" fn pastry_config_set_join_timeout_ms(
+    config: *mut pastry_config,
+    ms: u64,
+    attempts: u32,
+) -> pastry_result {
+    ffi_boundary!("pastry_config_set_join_timeout_ms", {
+        let d = millis(ms)?;
+        set(config, |c| {
+            c.join_timeout = d;
+            c.join_attempts = attempts;
+        })
+    })
+}
+
+/// Sets the hop retransmission timeout in milliseconds: the value used before any round trip
+/// is measured, and its bounds (defaults 500, 50, 10000), with the retransmissions of one hop
+/// before the next hop is declared failed and the message rerouted (default 5).
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0, or `min > max`).
+#[no_mangle]
+pub unsafe extern "C" fn pastry_config_set_retransmit(
+    config: *mut pastry_config,
+    initial_ms: u64,
+    min_ms: u64,
+    max_ms: u64,
+    max_retries: u32,
+) -> pastry_result {
+    ffi_boundary!("pastry_config_set_retransmit", {
+        let (initial, min, max) = (millis(initial_ms)?, millis(min_ms)?, millis(max_ms)?);
+        set(config, |c| {
+            c.rto_initial = initial;
+            c.rto_min = min;
+            c.rto_max = max;
+            c.max_retries = max_retries;
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::MAX_PAYLOAD_LIMIT;
+
+    #[test]
+    fn limit_macro_matches_the_node() {
+        assert_eq!(PASTRY_MAX_PAYLOAD_LIMIT, MAX_PAYLOAD_LIMIT);
+    }
+
+    #[test]
+    fn setters_validate_and_leave_the_builder_unchanged_on_error() {
+        let mut p = core::ptr::null_mut();
+        // SAFETY: valid out-pointer; the builder is freed below.
+        unsafe {
+            assert_eq!(pastry_config_new(&mut p), PASTRY_OK);
+            assert_eq!(pastry_config_set_leaf_set_size(p, 8), PASTRY_OK);
+            assert_eq!(
+                pastry_config_set_leaf_set_size(p, 7),
+                PASTRY_ERR_INVALID_CONFIG
+            );
+            assert_eq!(config_ref(p).unwrap().node.leaf_set_size, 8);
+            assert_eq!(
+                pastry_config_set_digit_bits(p, 3),
+                PASTRY_ERR_INVALID_CONFIG
+            );
+            assert_eq!(
+                pastry_config_set_retransmit(p, 100, 200, 100, 3),
+                PASTRY_ERR_INVALID_CONFIG
+            );
+            assert_eq!(
+                pastry_config_set_max_payload(p, PASTRY_MAX_PAYLOAD_LIMIT + 1),
+                PASTRY_ERR_INVALID_CONFIG
+            );
+            assert_eq!(
+                pastry_config_set_bind(p, c"nonsense".as_ptr()),
+                PASTRY_ERR_BAD_ADDRESS
+            );
+            assert_eq!(pastry_config_set_bind(p, c"[::1]:0".as_ptr()), PASTRY_OK);
+            assert_eq!(
+                pastry_config_set_network(core::ptr::null_mut(), 1),
+                PASTRY_ERR_NULL_ARGUMENT
+            );
+            pastry_config_free(p);
+            pastry_config_free(core::ptr::null_mut());
+        }
+    }
+}
