@@ -65,13 +65,15 @@ pub enum pastry_result {
     /// An internal error (a bug in the library, caught at the boundary). The call had no
     /// effect or an unknown part of it; the library stays usable.
     PASTRY_ERR_PANIC = 22,
+    /// The node was never started (waiting for a join that was not asked for).
+    PASTRY_ERR_NOT_STARTED = 23,
 }
 
 use pastry_result::*;
 
 impl pastry_result {
     /// Every code, in number order (for tests and bindings).
-    pub const ALL: [pastry_result; 23] = [
+    pub const ALL: [pastry_result; 24] = [
         PASTRY_OK,
         PASTRY_NONE,
         PASTRY_ERR_NULL_ARGUMENT,
@@ -95,6 +97,7 @@ impl pastry_result {
         PASTRY_ERR_IN_CALLBACK,
         PASTRY_ERR_WRONG_MODE,
         PASTRY_ERR_PANIC,
+        PASTRY_ERR_NOT_STARTED,
     ];
 
     /// The code with number `n`, if any.
@@ -128,6 +131,7 @@ impl pastry_result {
             PASTRY_ERR_IN_CALLBACK => c"not allowed from inside a callback",
             PASTRY_ERR_WRONG_MODE => c"not available for this kind of node",
             PASTRY_ERR_PANIC => c"internal error (caught panic)",
+            PASTRY_ERR_NOT_STARTED => c"the node was never started",
         }
     }
 }
@@ -174,6 +178,7 @@ impl From<JoinError> for pastry_result {
             JoinError::Timeout(_) => PASTRY_ERR_TIMEOUT,
             JoinError::Stopped => PASTRY_ERR_STOPPED,
             JoinError::OnLoopThread => PASTRY_ERR_IN_CALLBACK,
+            JoinError::NotStarted => PASTRY_ERR_NOT_STARTED,
         }
     }
 }

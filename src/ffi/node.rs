@@ -169,7 +169,7 @@ pub unsafe extern "C" fn pastry_node_start_join(
 /// # Errors
 /// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_TIMEOUT` (still joining),
 /// `PASTRY_ERR_JOIN_FAILED` (no bootstrap answered; the node is idle again),
-/// `PASTRY_ERR_ALREADY_STARTED` (never started), `PASTRY_ERR_STOPPED`,
+/// `PASTRY_ERR_NOT_STARTED` (never started), `PASTRY_ERR_STOPPED`,
 /// `PASTRY_ERR_IN_CALLBACK`, `PASTRY_ERR_WRONG_MODE` (a caller-driven node: watch its events).
 #[no_mangle]
 pub unsafe extern "C" fn pastry_node_wait_joined(
