@@ -221,24 +221,6 @@ impl DrivenState {
     }
 }
 
-/// A seed from the OS for nodes configured without one, so their random ids differ.
-fn os_seed() -> u64 {
-    use core::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    // The FFI drives nodes for the host like the runtime does: it may read OS randomness and
-    // the wall clock to seed them.
-    #[allow(clippy::disallowed_methods)]
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    #[allow(clippy::disallowed_methods)]
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    h.write_u128(wall);
-    h.finish() | 1
-}
-
 /// Creates a caller-driven node (idle) from `*config` and stores it in `*out`: no thread and
 /// no socket; the configuration's bind address is the address the node advertises (where the
 /// host's socket receives its datagrams; it must not be `0.0.0.0` or port 0). Only `forward`
@@ -267,7 +249,7 @@ pub unsafe extern "C" fn pastry_node_new_driven(
         }
         let mut node_cfg = cfg.node.clone();
         if node_cfg.seed == 0 {
-            node_cfg.seed = os_seed();
+            node_cfg.seed = crate::runtime::os_seed();
         }
         let max_payload = node_cfg.max_payload;
         let mut node = Node::new(node_cfg, cfg.bind)?;

@@ -81,7 +81,7 @@ impl NodeConfig {
 }
 
 /// A seed from the OS: `RandomState`'s per-process random keys, the wall clock and a counter.
-pub(super) fn os_seed() -> u64 {
+pub(crate) fn os_seed() -> u64 {
     use core::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);

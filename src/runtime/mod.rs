@@ -68,6 +68,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 pub use app::{Application, Delivery};
+pub(crate) use config::os_seed;
 pub use config::NodeConfig;
 pub use error::{CallError, JoinError, RouteError, StartError};
 pub use handle::{Handle, NodeStats};
