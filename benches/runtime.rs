@@ -138,7 +138,7 @@ fn overlay_rate(o: &Overlay, secs: f64, window: u64) -> (f64, f64) {
         }
         let src = &o.nodes[rng.below(o.nodes.len() as u64) as usize];
         match src.route(Id(rng.next_u128()), vec![0u8; 32]) {
-            Ok(()) => sent += 1,
+            Ok(_) => sent += 1,
             Err(RouteError::Overloaded) => std::thread::yield_now(),
             Err(e) => panic!("{e}"),
         }

@@ -1082,6 +1082,21 @@ pastry_result pastry_route(struct pastry_node *node,
                            const struct pastry_peer *hint);
 
 /**
+ * `pastry_route`, and on success the message's id in `*out_msg_id`: the id the root's
+ * `deliver` upcall (or `PASTRY_EVENT_DELIVERED`) and this node's `undeliverable` upcall (or
+ * `PASTRY_EVENT_UNDELIVERABLE`) carry, so a report can be matched to the message sent.
+ *
+ * # Errors
+ * As `pastry_route`; `PASTRY_ERR_NULL_ARGUMENT` also for a NULL `out_msg_id`.
+ */
+pastry_result pastry_route_with_id(struct pastry_node *node,
+                                   const struct pastry_id *key,
+                                   const uint8_t *msg,
+                                   size_t len,
+                                   const struct pastry_peer *hint,
+                                   uint64_t *out_msg_id);
+
+/**
  * Stores the node's id in `*out`.
  *
  * # Errors

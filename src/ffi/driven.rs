@@ -80,6 +80,7 @@ pub struct pastry_event {
 
 /// A route asked from inside the node's own `forward` upcall, run after the current input.
 struct Deferred {
+    msg_id: u64,
     key: Option<Id>,
     payload: Bytes,
     hint: Option<NodeHandle>,
@@ -188,7 +189,10 @@ impl DrivenState {
                 return;
             }
             for r in batch {
-                if let Err(e) = d.node.route(d.now, r.key, r.payload, r.hint) {
+                if let Err(e) = d
+                    .node
+                    .route_with_id(d.now, r.msg_id, r.key, r.payload, r.hint)
+                {
                     log(PASTRY_LOG_WARN, || {
                         format!("a route asked from a forward upcall was refused: {e}")
                     });
@@ -203,7 +207,7 @@ impl DrivenState {
         key: Option<Id>,
         payload: &[u8],
         hint: Option<NodeHandle>,
-    ) -> Result<(), pastry_result> {
+    ) -> Result<u64, pastry_result> {
         if payload.len() > self.max_payload {
             return Err(PASTRY_ERR_PAYLOAD_TOO_LARGE);
         }
@@ -211,13 +215,23 @@ impl DrivenState {
             return Err(PASTRY_ERR_NO_DESTINATION);
         }
         let payload = Bytes::copy_from_slice(payload);
+        let msg_id = crate::runtime::fresh_msg_id();
         if self.held_here() {
             // From inside the node's own upcall: the node is busy; route after the input.
-            self.deferred.lock().push(Deferred { key, payload, hint });
-            return Ok(());
+            self.deferred.lock().push(Deferred {
+                msg_id,
+                key,
+                payload,
+                hint,
+            });
+            return Ok(msg_id);
         }
-        self.input(None, |d| d.node.route(d.now, key, payload, hint).map(drop))??;
-        Ok(())
+        self.input(None, |d| {
+            d.node
+                .route_with_id(d.now, msg_id, key, payload, hint)
+                .map(drop)
+        })??;
+        Ok(msg_id)
     }
 }
 

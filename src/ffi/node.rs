@@ -17,6 +17,7 @@ use super::id::{pastry_addr, pastry_id, pastry_peer};
 use super::inner::{into_ptr, node_ref, take_ptr, Mode, NodeInner};
 use super::log::{log, pastry_log_level::*};
 use super::runtime::{pastry_runtime, runtime_ref};
+use crate::id::{Id, NodeHandle};
 use crate::node::Phase;
 use crate::runtime::{CallError, Handle, JoinError};
 
@@ -359,21 +360,59 @@ pub unsafe extern "C" fn pastry_route(
         let (key, hint) = unsafe { (key.as_ref(), hint.as_ref()) };
         let key = key.map(pastry_id::id);
         let hint = hint.map(pastry_peer::handle).transpose()?;
-        if key.is_none() && hint.is_none() {
-            return Err(PASTRY_ERR_NO_DESTINATION);
-        }
         let payload = try_slice!(msg, len);
-        if payload.len() > inner.max_payload {
-            return Err(PASTRY_ERR_PAYLOAD_TOO_LARGE);
-        }
-        match &inner.mode {
-            Mode::Runtime(_) => {
-                let bytes = Bytes::copy_from_slice(payload);
-                Ok(inner.handle()?.route_with_hint(key, bytes, hint)?)
-            }
-            Mode::Driven(st) => st.route(key, payload, hint),
-        }
+        route(inner, key, payload, hint).map(drop)
     })
+}
+
+/// `pastry_route`, and on success the message's id in `*out_msg_id`: the id the root's
+/// `deliver` upcall (or `PASTRY_EVENT_DELIVERED`) and this node's `undeliverable` upcall (or
+/// `PASTRY_EVENT_UNDELIVERABLE`) carry, so a report can be matched to the message sent.
+///
+/// # Errors
+/// As `pastry_route`; `PASTRY_ERR_NULL_ARGUMENT` also for a NULL `out_msg_id`.
+#[no_mangle]
+pub unsafe extern "C" fn pastry_route_with_id(
+    node: *mut pastry_node,
+    key: *const pastry_id,
+    msg: *const u8,
+    len: usize,
+    hint: *const pastry_peer,
+    out_msg_id: *mut u64,
+) -> pastry_result {
+    ffi_boundary!("pastry_route_with_id", {
+        let inner = node_ref(node)?;
+        let out = try_out!(out_msg_id);
+        // SAFETY: the header's contract: `key` and `hint` are NULL or readable for the call.
+        let (key, hint) = unsafe { (key.as_ref(), hint.as_ref()) };
+        let key = key.map(pastry_id::id);
+        let hint = hint.map(pastry_peer::handle).transpose()?;
+        let payload = try_slice!(msg, len);
+        out.write(route(inner, key, payload, hint)?);
+        Ok(())
+    })
+}
+
+/// The common part of the two route entry points: checks, then queues or runs the route.
+fn route(
+    inner: &NodeInner,
+    key: Option<Id>,
+    payload: &[u8],
+    hint: Option<NodeHandle>,
+) -> Result<u64, pastry_result> {
+    if key.is_none() && hint.is_none() {
+        return Err(PASTRY_ERR_NO_DESTINATION);
+    }
+    if payload.len() > inner.max_payload {
+        return Err(PASTRY_ERR_PAYLOAD_TOO_LARGE);
+    }
+    match &inner.mode {
+        Mode::Runtime(_) => {
+            let bytes = Bytes::copy_from_slice(payload);
+            Ok(inner.handle()?.route_with_hint(key, bytes, hint)?)
+        }
+        Mode::Driven(st) => st.route(key, payload, hint),
+    }
 }
 
 /// Stores the node's id in `*out`.

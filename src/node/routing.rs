@@ -175,6 +175,25 @@ impl Node {
         payload: impl Into<Bytes>,
         hint: Option<NodeHandle>,
     ) -> Result<u64, RouteError> {
+        let msg_id = self.rng.next_u64();
+        self.route_with_id(now, msg_id, key, payload, hint)
+    }
+
+    /// [`Node::route`] with a message id chosen by the caller (a driver that must hand the id
+    /// back before the node runs, like the runtime's `Handle::route`). Ids must be unique among
+    /// the overlay's messages in flight: the root suppresses a repeated id as a duplicate, so
+    /// draw them at random (or from a random-seeded bijection).
+    ///
+    /// # Errors
+    /// See [`RouteError`].
+    pub fn route_with_id(
+        &mut self,
+        now: Instant,
+        msg_id: u64,
+        key: Option<Id>,
+        payload: impl Into<Bytes>,
+        hint: Option<NodeHandle>,
+    ) -> Result<u64, RouteError> {
         let payload = payload.into();
         if payload.len() > self.cfg.max_payload {
             return Err(RouteError::PayloadTooLarge {
@@ -194,14 +213,13 @@ impl Node {
             (None, None) => return Err(RouteError::NoDestination),
         };
         let msg = Routed {
-            msg_id: self.rng.next_u64(),
+            msg_id,
             key,
             source: self.me,
             hops: 0,
             flags,
             payload,
         };
-        let msg_id = msg.msg_id;
         match hint {
             Some(h) if h.id != self.me.id => self.forward_to(now, h, msg),
             Some(_) if flags.direct() => self.deliver(now, msg),

@@ -98,3 +98,20 @@ pub(crate) fn os_seed() -> u64 {
     h.write_u32(std::process::id());
     h.finish() | 1
 }
+
+/// A fresh message id for `route`, known to the caller before the node runs the route: a
+/// process-wide counter, offset by a random salt and mixed by splitmix64's finaliser (a
+/// bijection, so ids never repeat within a process and look random across processes).
+pub(crate) fn fresh_msg_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static SALT: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let k = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut z = SALT
+        .get_or_init(os_seed)
+        .wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -367,10 +367,11 @@ impl EventLoop {
             Command::Start(t, boots) => self.start(t, &boots),
             Command::Route {
                 token,
+                msg_id,
                 key,
                 payload,
                 hint,
-            } => self.route(token, key, payload, hint),
+            } => self.route(token, msg_id, key, payload, hint),
             Command::Call(t, f) => {
                 if let Some(s) = self.slot(t) {
                     f(&s.node);
@@ -406,12 +407,23 @@ impl EventLoop {
         self.slots[t] = Some(slot);
     }
 
-    fn route(&mut self, t: usize, key: Option<Id>, payload: Bytes, hint: Option<NodeHandle>) {
+    fn route(
+        &mut self,
+        t: usize,
+        msg_id: u64,
+        key: Option<Id>,
+        payload: Bytes,
+        hint: Option<NodeHandle>,
+    ) {
         let Some(mut slot) = self.slots.get_mut(t).and_then(Option::take) else {
             return;
         };
         let now = self.now();
-        if slot.node.route(now, key, payload, hint).is_err() {
+        if slot
+            .node
+            .route_with_id(now, msg_id, key, payload, hint)
+            .is_err()
+        {
             NodeStatus::count(&slot.status.routes_refused);
         }
         self.pump(&mut slot);

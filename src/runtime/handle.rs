@@ -163,12 +163,12 @@ impl Handle {
     /// Routes `payload` toward the root of `key` (the Common API `route`). Returns once the
     /// message is queued for the loop; it works from any thread, upcalls included. The
     /// application learns of the delivery through its `deliver` upcall at the root, of a
-    /// failure through `undeliverable` at this node.
+    /// failure through `undeliverable` at this node; both carry the message id returned here.
     ///
     /// # Errors
     /// [`RouteError::PayloadTooLarge`], [`RouteError::NotActive`], [`RouteError::Overloaded`]
     /// (queue full), [`RouteError::Stopped`].
-    pub fn route(&self, key: Id, payload: impl Into<Bytes>) -> Result<(), RouteError> {
+    pub fn route(&self, key: Id, payload: impl Into<Bytes>) -> Result<u64, RouteError> {
         self.route_with_hint(Some(key), payload, None)
     }
 
@@ -182,7 +182,7 @@ impl Handle {
         key: Option<Id>,
         payload: impl Into<Bytes>,
         hint: Option<NodeHandle>,
-    ) -> Result<(), RouteError> {
+    ) -> Result<u64, RouteError> {
         let payload = payload.into();
         let max = self.status.max_payload;
         if payload.len() > max {
@@ -199,13 +199,15 @@ impl Handle {
             Phase::Stopped => return Err(RouteError::Stopped),
             _ => return Err(RouteError::NotActive),
         }
+        let msg_id = super::fresh_msg_id();
         let cmd = Command::Route {
             token: self.status.token,
+            msg_id,
             key,
             payload,
             hint,
         };
-        stopped_or(self.push(cmd), RouteError::Overloaded, RouteError::Stopped)
+        stopped_or(self.push(cmd), RouteError::Overloaded, RouteError::Stopped).map(|()| msg_id)
     }
 
     /// Runs `f` with the node on the loop thread and returns its result: the general form of

@@ -68,8 +68,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 pub use app::{Application, Delivery};
-pub(crate) use config::os_seed;
 pub use config::NodeConfig;
+pub(crate) use config::{fresh_msg_id, os_seed};
 pub use error::{CallError, JoinError, RouteError, StartError};
 pub use handle::{Handle, NodeStats};
 

@@ -40,6 +40,7 @@ pub(super) enum Command {
     /// Route a message.
     Route {
         token: usize,
+        msg_id: u64,
         key: Option<Id>,
         payload: Bytes,
         hint: Option<NodeHandle>,

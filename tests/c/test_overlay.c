@@ -18,6 +18,7 @@ typedef struct {
     size_t len;
     pastry_id key;
     uint32_t hops;
+    uint64_t msg_id;
 } delivery;
 
 typedef struct {
@@ -97,6 +98,7 @@ static void on_deliver(void *ud, pastry_node *node, const pastry_delivery *msg) 
     if (d.len > 0) memcpy(d.payload, msg->payload, d.len);
     d.key = msg->key;
     d.hops = msg->hops;
+    d.msg_id = msg->msg_id;
 
     if (strcmp(d.payload, "ping") == 0) {
         int rc = (int)pastry_route(node, &msg->source.id, (const uint8_t *)"pong", 4, NULL);
@@ -247,13 +249,24 @@ static void start_overlay(uint64_t *seed) {
 static void test_deliveries_at_the_root(uint64_t *seed) {
     enum { M = 40 };
     pastry_id keys[M];
+    uint64_t msg_ids[M];
     int i;
     size_t j;
     for (i = 0; i < M; i++) {
         char text[32];
+        int from = (int)(rng_next(seed) % N);
         keys[i] = id_from_u64s(rng_next(seed), rng_next(seed));
         snprintf(text, sizeof text, "m%d", i);
-        route_text((int)(rng_next(seed) % N), &keys[i], text);
+        if (i % 2 == 0) {
+            route_text(from, &keys[i], text);
+            msg_ids[i] = 0;
+        } else {
+            /* The id route hands back is the one the root's deliver sees. */
+            CHECK_OK(pastry_route_with_id(nodes[from], &keys[i], (const uint8_t *)text,
+                                          strlen(text), NULL, &msg_ids[i]));
+            CHECK_RC(pastry_route_with_id(nodes[from], &keys[i], NULL, 0, NULL, NULL),
+                     PASTRY_ERR_NULL_ARGUMENT);
+        }
     }
     WAIT_UNTIL(locked_ngot() >= M, WAIT_MS);
     CHECK(locked_ngot() == M);
@@ -263,6 +276,7 @@ static void test_deliveries_at_the_root(uint64_t *seed) {
         size_t root = oracle_root(&keys[m], ids, N);
         CHECK(S.got[j].payload[0] == 'm' && m >= 0 && m < M);
         CHECK(id_eq(&S.got[j].key, &keys[m]));
+        CHECK(msg_ids[m] == 0 || S.got[j].msg_id == msg_ids[m]);
         if ((size_t)S.got[j].node != root) {
             fprintf(stderr, "message m%d delivered at node %d, root is %zu\n", m,
                     S.got[j].node, root);

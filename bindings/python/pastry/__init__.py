@@ -584,14 +584,17 @@ class NodeRef:
 
     def route(self, key, payload=b"", hint=None):
         """Routes ``payload`` (bytes or str) toward the root of ``key`` (None with a ``hint``
-        Peer: a direct send to it). Callable from any thread and from upcalls."""
+        Peer: a direct send to it). Callable from any thread and from upcalls. Returns the
+        message id that the root's ``deliver`` and this node's ``undeliverable`` report."""
         data, ptr = _payload_arg(payload)
         k = byref(Id(key)._raw()) if key is not None else None
         h = byref(_peer_raw(hint)) if hint is not None else None
-        self._call("pastry_route", k, ptr, len(data), h)
+        msg_id = c_uint64(0)
+        self._call("pastry_route_with_id", k, ptr, len(data), h, byref(msg_id))
+        return msg_id.value
 
     def route_direct(self, peer, payload=b""):
-        self.route(None, payload, hint=peer)
+        return self.route(None, payload, hint=peer)
 
     def _peers(self, fn, num, *args):
         out = (N.pastry_peer * max(1, num))()

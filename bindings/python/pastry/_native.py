@@ -324,6 +324,7 @@ PROTOTYPES = {
     "pastry_node_shutdown": (R, [P_NODE, c_uint32]),
     "pastry_node_free": (R, [P_NODE]),
     "pastry_route": (R, [P_NODE, P_ID, P_U8, c_size_t, P_PEER]),
+    "pastry_route_with_id": (R, [P_NODE, P_ID, P_U8, c_size_t, P_PEER, POINTER(c_uint64)]),
     "pastry_node_id": (R, [P_NODE, P_ID]),
     "pastry_node_addr": (R, [P_NODE, P_ADDR]),
     "pastry_node_addr_str": (R, [P_NODE, POINTER(c_char), c_size_t]),

@@ -128,12 +128,14 @@ class Overlay(unittest.TestCase):
         for m in range(30):
             key = Id(rnd.getrandbits(128))
             payload = b"m%d" % m
-            self.nodes[m % N].route(key, payload)
-            sent[payload] = key
-        for payload, key in sent.items():
+            msg_id = self.nodes[m % N].route(key, payload)
+            sent[payload] = (key, msg_id)
+        self.assertEqual(len({m for _, m in sent.values()}), 30, "message ids repeat")
+        for payload, (key, msg_id) in sent.items():
             i, d = self.wait_delivery(payload)
             self.assertEqual(self.ids[i], root_of(key, self.ids), payload)
             self.assertEqual(d.key, key)
+            self.assertEqual(d.msg_id, msg_id, "route's id differs from the delivered one")
 
     def test_route_from_several_threads(self):
         rnd = random.Random(4)
