@@ -1,7 +1,7 @@
 //! The application's upcalls: `pastry_callbacks` (`deliver`, `forward`, `update`,
 //! `undeliverable`, `drop`), the structs they receive, and the trampolines that call them.
 //!
-//! Every call runs inside a [`CallbackScope`]: a thread-local record that lets the entry points
+//! Every call runs inside a `CallbackScope`: a thread-local record that lets the entry points
 //! refuse what would deadlock or re-enter a node from inside its own callback, and lets the KBR
 //! queries reach the node directly from `deliver` and `update`.
 
