@@ -99,6 +99,17 @@
 #define PASTRY_UNDELIVERABLE_UNREACHABLE 3
 
 /**
+ * No delivery was acknowledged after every end-to-end attempt (a node holding the message may
+ * have crashed; it may still have been delivered).
+ */
+#define PASTRY_UNDELIVERABLE_LOST 4
+
+/**
+ * An application's `forward` upcall on the way dropped it (this node's own included).
+ */
+#define PASTRY_UNDELIVERABLE_DROPPED 5
+
+/**
  * The largest datagram `pastry_node_poll_transmit` can give: a buffer of this size always
  * suffices.
  */

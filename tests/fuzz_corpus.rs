@@ -249,6 +249,10 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
                 reason: undeliverable_reason::UNREACHABLE,
             }),
         ),
+        (
+            "valid-delivery-ack",
+            frame(&Message::DeliveryAck { msg_id: 7 }),
+        ),
         ("valid-join-reply-max-rows", join_reply(MAX_ROWS as u8)),
         // One frame per way of being bad.
         ("invalid-empty", vec![]),
@@ -263,8 +267,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     bad("invalid-bad-magic", &|x| x[0] = b'X');
     bad("invalid-version-2", &|x| x[2] = 2);
     bad("invalid-bad-crc", &|x| x[30] ^= 1);
-    bad("invalid-unknown-type-13", &|x| {
-        x[3] = 13;
+    bad("invalid-unknown-type-14", &|x| {
+        x[3] = 14;
         *x = with_fixed_crc(x);
     });
     let list_too_long = (MAX_LIST as u16 + 1).to_be_bytes();
@@ -300,7 +304,7 @@ fn expected_error(name: &str) -> Option<DecodeError> {
         "invalid-bad-magic" => DecodeError::BadMagic,
         "invalid-version-2" => DecodeError::UnsupportedVersion(2),
         "invalid-bad-crc" => DecodeError::BadChecksum,
-        "invalid-unknown-type-13" => DecodeError::UnknownType(13),
+        "invalid-unknown-type-14" => DecodeError::UnknownType(14),
         "invalid-list-too-long" => DecodeError::ListTooLong,
         "invalid-too-many-rows" => DecodeError::TooManyRows,
         "invalid-address-family-5" => DecodeError::BadAddressFamily(5),

@@ -274,3 +274,113 @@ fn duplicate_hop_transmissions_are_acked_but_delivered_once() {
     assert_eq!(deliveries, 1);
     assert_eq!(n.stats().duplicates, 1);
 }
+
+/// Drives one node by hand: a fake peer `B` acknowledges every hop but never delivers, so the
+/// source retries end to end (each attempt a fresh transmission) and finally reports LOST.
+#[test]
+fn unacknowledged_deliveries_are_retried_then_reported_lost() {
+    use pastry::wire::RoutedFlags;
+    let me: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let b_addr: std::net::SocketAddr = "127.0.0.1:2".parse().unwrap();
+    let cfg = Config {
+        id: Some(Id(1000)),
+        ..Config::default()
+    };
+    let mut a = Node::new(cfg.clone(), me).unwrap();
+    let mut t = Instant::ZERO;
+    a.start_alone(t);
+    // B announces itself: it enters A's leaf set.
+    let b = Id(2000);
+    let mut frame = Vec::new();
+    wire::encode(0, b, &Message::LeafSetRequest { nonce: 9 }, &mut frame);
+    a.handle_datagram(t, b_addr, &frame);
+    assert!(a.leaf_set().contains(b));
+    let mut buf = Vec::new();
+    while a.poll_transmit(&mut buf).is_some() {}
+    while a.poll_event().is_some() {}
+
+    let msg_id = a.route(t, Some(b), &b"x"[..], None).unwrap();
+    let mut attempts = Vec::new();
+    let mut lost = false;
+    for _ in 0..200 {
+        // Acknowledge every hop transmission to B, as if B took the message and then died.
+        while let Some(dst) = a.poll_transmit(&mut buf) {
+            if let Ok((
+                _,
+                Message::Routed {
+                    msg_id: m,
+                    hops,
+                    flags,
+                    ..
+                },
+            )) = wire::decode(&buf)
+            {
+                assert_eq!((dst, m), (b_addr, msg_id));
+                if !attempts.contains(&flags.attempt()) {
+                    attempts.push(flags.attempt());
+                }
+                wire::encode(0, b, &Message::Ack { msg_id: m, hops }, &mut frame);
+                a.handle_datagram(t, b_addr, &frame);
+            }
+        }
+        while let Some(ev) = a.poll_event() {
+            if let Event::Undeliverable {
+                msg_id: m, reason, ..
+            } = ev
+            {
+                assert_eq!((m, reason), (msg_id, undeliverable_reason::LOST));
+                lost = true;
+            }
+        }
+        if lost {
+            break;
+        }
+        t = a.poll_timeout().unwrap();
+        a.handle_timeout(t);
+    }
+    assert!(lost, "never reported");
+    assert_eq!(
+        attempts,
+        vec![0, 1, 2, 3],
+        "each retry must be a fresh transmission"
+    );
+    assert_eq!(a.stats().retries, 3);
+    // 5 s, then 10 s and 20 s between attempts, 40 s for the last: about 75 s in all.
+    assert!(t >= Instant::ZERO + Duration::from_secs(75), "{t:?}");
+    let _ = RoutedFlags::default();
+}
+
+/// A root acknowledges every copy it receives end to end, and delivers once.
+#[test]
+fn the_root_acknowledges_every_copy_end_to_end() {
+    let mut n = Node::new(Config::default(), "127.0.0.1:1".parse().unwrap()).unwrap();
+    let t = Instant::ZERO;
+    n.start_alone(t);
+    while n.poll_event().is_some() {}
+    let src: std::net::SocketAddr = "127.0.0.1:2".parse().unwrap();
+    let mut frame = Vec::new();
+    let mut buf = Vec::new();
+    let mut acks = 0;
+    for attempt in 0..3u8 {
+        let msg = Message::Routed {
+            msg_id: 55,
+            key: n.id(),
+            source: NodeHandle::new(Id(5), src),
+            hops: 1,
+            flags: pastry::wire::RoutedFlags::default().with_attempt(attempt),
+            payload: Bytes::from_static(b"e2e"),
+        };
+        wire::encode(0, Id(5), &msg, &mut frame);
+        n.handle_datagram(t, src, &frame);
+        while n.poll_transmit(&mut buf).is_some() {
+            if let Ok((_, Message::DeliveryAck { msg_id: 55 })) = wire::decode(&buf) {
+                acks += 1;
+            }
+        }
+    }
+    assert_eq!(acks, 3);
+    let deliveries = std::iter::from_fn(|| n.poll_event())
+        .filter(|e| matches!(e, Event::Delivered { .. }))
+        .count();
+    assert_eq!(deliveries, 1);
+}

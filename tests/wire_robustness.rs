@@ -126,7 +126,7 @@ fn random_row(rng: &mut Rng) -> RowEntries {
     }
 }
 
-/// A random valid message of type `ty` (1..=12).
+/// A random valid message of type `ty` (1..=13).
 fn random_message(rng: &mut Rng, ty: u8) -> Message {
     let u8_ = |rng: &mut Rng| rng.next_u64() as u8;
     match ty {
@@ -205,7 +205,10 @@ fn random_message(rng: &mut Rng, ty: u8) -> Message {
             key: Id(rng.next_u128()),
             reason: u8_(rng),
         },
-        _ => unreachable!("message types are 1..=12"),
+        13 => Message::DeliveryAck {
+            msg_id: rng.next_u64(),
+        },
+        _ => unreachable!("message types are 1..=13"),
     }
 }
 
@@ -259,7 +262,7 @@ fn count_fields(msg: &Message) -> CountFields {
 /// Valid frames of every type, each with its count fields.
 fn frame_pool(rng: &mut Rng, per_type: usize) -> Vec<(Vec<u8>, CountFields)> {
     let mut pool = Vec::new();
-    for ty in 1..=12 {
+    for ty in 1..=13 {
         for _ in 0..per_type {
             let msg = random_message(rng, ty);
             let mut frame = Vec::new();
@@ -448,7 +451,7 @@ fn mutate(rng: &mut Rng, buf: &mut Vec<u8>, counts: &[(usize, usize)]) {
             }
         }
         // Another message type: the body is parsed as the wrong type.
-        5 if buf.len() > 3 => buf[3] = 1 + rng.below(12) as u8,
+        5 if buf.len() > 3 => buf[3] = 1 + rng.below(13) as u8,
         // Count tampering (the common case, as it is the most targeted).
         _ if !counts.is_empty() => {
             let (at, width) = counts[rng.below(counts.len() as u64) as usize];
@@ -540,7 +543,7 @@ fn random_messages_round_trip() {
     let mut rng = Rng::new(seed);
     let (mut out, mut frame, mut scratch) = (Outcomes::default(), Vec::new(), Vec::new());
     for i in 0..12_000u64 {
-        let msg = random_message(&mut rng, (i % 12) as u8 + 1);
+        let msg = random_message(&mut rng, (i % 13) as u8 + 1);
         let (network, sender) = (rng.next_u64() as u32, Id(rng.next_u128()));
         encode(network, sender, &msg, &mut frame);
         assert_eq!(frame.len(), HEADER_LEN + msg.buffer_len() + TRAILER_LEN);

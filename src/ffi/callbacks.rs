@@ -168,6 +168,11 @@ pub const PASTRY_UNDELIVERABLE_HOP_LIMIT: u32 = 1;
 pub const PASTRY_UNDELIVERABLE_OVERLOAD: u32 = 2;
 /// The direct-send target (the hint) could not be reached.
 pub const PASTRY_UNDELIVERABLE_UNREACHABLE: u32 = 3;
+/// No delivery was acknowledged after every end-to-end attempt (a node holding the message may
+/// have crashed; it may still have been delivered).
+pub const PASTRY_UNDELIVERABLE_LOST: u32 = 4;
+/// An application's `forward` upcall on the way dropped it (this node's own included).
+pub const PASTRY_UNDELIVERABLE_DROPPED: u32 = 5;
 
 /// Replaces the payload of the message in a `forward` call with a copy of `len` bytes at
 /// `data` (NULL is fine when `len` is 0). Only on the `msg` passed to `forward`, during that

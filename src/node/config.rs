@@ -47,6 +47,12 @@ pub struct Config {
     pub join_attempts: u32,
     /// Routed messages are dropped (and reported to their source) after this many hops.
     pub max_hops: u8,
+    /// Time a source waits for the root's end-to-end acknowledgement before it sends the
+    /// message again (doubling with each attempt).
+    pub delivery_timeout: Duration,
+    /// End-to-end attempts (1..=4) before the source reports the message undeliverable
+    /// (`undeliverable_reason::LOST`).
+    pub delivery_attempts: u8,
     /// Most messages awaiting a hop acknowledgement at once; more are refused.
     pub max_pending: usize,
     /// Most outstanding probes at once; further candidates are skipped until some finish.
@@ -81,6 +87,8 @@ impl Default for Config {
             join_timeout: Duration::from_secs(3),
             join_attempts: 8,
             max_hops: 64,
+            delivery_timeout: Duration::from_secs(5),
+            delivery_attempts: 4,
             max_pending: 8192,
             max_probes: 1024,
             max_outbox: 16 * 1024,
@@ -101,7 +109,7 @@ pub enum ConfigError {
     /// A timer is zero, or `rto_min > rto_max`.
     Timers,
     /// A count limit (`max_pending`, `max_probes`, `max_outbox`, `max_hops`,
-    /// `join_attempts`, `leaf_exchange_every`) is zero.
+    /// `join_attempts`, `leaf_exchange_every`) is zero, or `delivery_attempts` is not 1..=4.
     Limits,
 }
 
@@ -147,6 +155,7 @@ impl Config {
             self.rto_max,
             self.join_timeout,
             self.tombstone_ttl,
+            self.delivery_timeout,
         ];
         if timers.contains(&Duration::ZERO) || self.rto_min > self.rto_max {
             return Err(ConfigError::Timers);
@@ -157,6 +166,7 @@ impl Config {
             || self.max_hops == 0
             || self.join_attempts == 0
             || self.leaf_exchange_every == 0
+            || !(1..=4).contains(&self.delivery_attempts)
         {
             return Err(ConfigError::Limits);
         }

@@ -144,6 +144,8 @@ pub struct Stats {
     pub retransmits: u64,
     /// Messages sent another way after their next hop stopped answering.
     pub reroutes: u64,
+    /// End-to-end retries of messages this node sent (no acknowledgement from the root in time).
+    pub retries: u64,
     /// Duplicate hop transmissions suppressed.
     pub duplicates: u64,
     /// Nodes declared failed.
@@ -168,13 +170,17 @@ impl Stats {
             - t(MessageType::Routed)
             - t(MessageType::Ack)
             - t(MessageType::Undeliverable)
+            - t(MessageType::DeliveryAck)
             - self.bytes_while_joining)
             .saturating_sub(t(MessageType::JoinRequest) + t(MessageType::JoinReply))
     }
-    /// Routed messages, acks and undeliverable reports sent.
+    /// Routed messages, hop and delivery acknowledgements, and undeliverable reports sent.
     pub fn data_msgs(&self) -> u64 {
         let t = |m: MessageType| self.sent_by_type[m as usize];
-        t(MessageType::Routed) + t(MessageType::Ack) + t(MessageType::Undeliverable)
+        t(MessageType::Routed)
+            + t(MessageType::Ack)
+            + t(MessageType::Undeliverable)
+            + t(MessageType::DeliveryAck)
     }
     /// What joining cost this node: every message it sent while joining.
     pub fn join_msgs(&self) -> u64 {
@@ -417,11 +423,8 @@ impl Node {
                 msg_id,
                 key,
                 reason,
-            } => self.events.push_back(Event::Undeliverable {
-                msg_id,
-                key,
-                reason,
-            }),
+            } => self.on_undeliverable(msg_id, key, reason),
+            Message::DeliveryAck { msg_id } => self.on_delivery_ack(msg_id),
         }
     }
 
@@ -438,6 +441,7 @@ impl Node {
                 Timer::JoinRetry => self.on_join_timeout(now, at),
                 Timer::Retransmit(msg_id, hops) => self.on_retransmit_timer(now, at, msg_id, hops),
                 Timer::Probe(id) => self.on_probe_timer(now, at, id),
+                Timer::Delivery(msg_id) => self.on_delivery_timer(now, at, msg_id),
             }
         }
     }

@@ -102,6 +102,15 @@ pub(super) struct Routed {
     pub(super) payload: Bytes,
 }
 
+/// A message this node originated, until the root acknowledges it.
+#[derive(Debug)]
+struct Sent {
+    msg: Routed,
+    hint: Option<NodeHandle>,
+    attempts: u8,
+    deadline: Instant,
+}
+
 /// A hop transmission awaiting its acknowledgement.
 #[derive(Debug)]
 struct Pending {
@@ -117,6 +126,8 @@ struct Pending {
 #[derive(Debug)]
 pub(super) struct RoutingState {
     pending: FxHashMap<(u64, u8), Pending>,
+    /// Messages this node sent, awaiting the root's end-to-end acknowledgement.
+    sent: FxHashMap<u64, Sent>,
     seen: SeenFilter,
     delivered: SeenFilter,
     held: VecDeque<Routed>,
@@ -126,6 +137,7 @@ impl RoutingState {
     pub(super) fn new() -> RoutingState {
         RoutingState {
             pending: FxHashMap::default(),
+            sent: FxHashMap::default(),
             seen: SeenFilter::new(SEEN_CAP),
             delivered: SeenFilter::new(SEEN_CAP),
             held: VecDeque::new(),
@@ -135,6 +147,9 @@ impl RoutingState {
     pub(super) fn shrink(&mut self) {
         if self.pending.capacity() > 4 * self.pending.len() + 16 {
             self.pending.shrink_to(2 * self.pending.len());
+        }
+        if self.sent.capacity() > 4 * self.sent.len() + 16 {
+            self.sent.shrink_to(2 * self.sent.len());
         }
         self.seen.shrink();
         self.delivered.shrink();
@@ -156,8 +171,12 @@ impl RoutingState {
     }
 }
 
-fn hop_key(msg_id: u64, hops: u8) -> u64 {
-    msg_id ^ (u64::from(hops).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+/// The duplicate-suppression key of one hop transmission: the message, its hop count and the
+/// source's attempt (an end-to-end retry is a new transmission, not a duplicate).
+fn hop_key(msg_id: u64, hops: u8, attempt: u8) -> u64 {
+    msg_id
+        ^ u64::from(hops).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ u64::from(attempt).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
 }
 
 impl Node {
@@ -204,7 +223,9 @@ impl Node {
         if self.phase != Phase::Active {
             return Err(RouteError::NotActive);
         }
-        if self.routing.pending.len() >= self.cfg.max_pending {
+        if self.routing.pending.len() >= self.cfg.max_pending
+            || self.routing.sent.len() >= self.cfg.max_pending
+        {
             return Err(RouteError::Overloaded);
         }
         let (key, flags) = match (key, hint) {
@@ -220,12 +241,75 @@ impl Node {
             flags,
             payload,
         };
+        let deadline = now + self.cfg.delivery_timeout;
+        self.routing.sent.insert(
+            msg_id,
+            Sent {
+                msg: msg.clone(),
+                hint,
+                attempts: 1,
+                deadline,
+            },
+        );
+        self.timers.set(deadline, Timer::Delivery(msg_id));
+        self.send_attempt(now, msg, hint);
+        Ok(msg_id)
+    }
+
+    /// One end-to-end attempt of a message this node originates.
+    fn send_attempt(&mut self, now: Instant, msg: Routed, hint: Option<NodeHandle>) {
         match hint {
             Some(h) if h.id != self.me.id => self.forward_to(now, h, msg),
-            Some(_) if flags.direct() => self.deliver(now, msg),
+            Some(_) if msg.flags.direct() => self.deliver(now, msg),
             _ => self.route_step(now, msg),
         }
-        Ok(msg_id)
+    }
+
+    /// The root acknowledged a message we sent.
+    pub(super) fn on_delivery_ack(&mut self, msg_id: u64) {
+        self.routing.sent.remove(&msg_id);
+    }
+
+    /// A node on the way reports a message we sent as undeliverable.
+    pub(super) fn on_undeliverable(&mut self, msg_id: u64, key: Id, reason: u8) {
+        // Only for messages still awaited: a late report after a delivery is stale.
+        if self.routing.sent.remove(&msg_id).is_some() {
+            self.events.push_back(Event::Undeliverable {
+                msg_id,
+                key,
+                reason,
+            });
+        }
+    }
+
+    /// No end-to-end acknowledgement yet: send the message again (a fresh path; the root
+    /// suppresses a second delivery), or give up and tell the application.
+    pub(super) fn on_delivery_timer(&mut self, now: Instant, at: Instant, msg_id: u64) {
+        let limit = self.cfg.delivery_attempts;
+        let timeout = self.cfg.delivery_timeout;
+        let Some(rec) = self.routing.sent.get_mut(&msg_id) else {
+            return;
+        };
+        if rec.deadline != at {
+            return;
+        }
+        if rec.attempts >= limit || self.phase != Phase::Active {
+            let key = rec.msg.key;
+            self.routing.sent.remove(&msg_id);
+            self.events.push_back(Event::Undeliverable {
+                msg_id,
+                key,
+                reason: undeliverable_reason::LOST,
+            });
+            return;
+        }
+        rec.msg.flags = rec.msg.flags.with_attempt(rec.attempts);
+        rec.attempts += 1;
+        rec.deadline = now + timeout.saturating_mul(1 << (rec.attempts - 1));
+        let (msg, hint, deadline) = (rec.msg.clone(), rec.hint, rec.deadline);
+        self.timers.set(deadline, Timer::Delivery(msg_id));
+        self.stats.retries += 1;
+        self.send_attempt(now, msg, hint);
     }
 
     pub(super) fn on_routed(&mut self, now: Instant, from: NodeHandle, msg: Routed) {
@@ -242,7 +326,7 @@ impl Node {
         if !self
             .routing
             .seen
-            .insert(now, hop_key(msg_id, hops), expires)
+            .insert(now, hop_key(msg_id, hops, flags.attempt()), expires)
         {
             self.stats.duplicates += 1;
             return;
@@ -290,6 +374,8 @@ impl Node {
             msg.key = ctx.key;
             next = ctx.next_hop.filter(|h| h.id != self.me.id);
             if action == ForwardAction::Drop || msg.payload.len() > self.cfg.max_payload {
+                // The source is told, so it stops waiting for a delivery (and retrying).
+                self.report_undeliverable(now, &msg, undeliverable_reason::DROPPED);
                 return;
             }
         }
@@ -326,6 +412,14 @@ impl Node {
     }
 
     fn deliver(&mut self, now: Instant, msg: Routed) {
+        // Acknowledge end to end every copy that arrives: an earlier acknowledgement may have
+        // been lost.
+        if msg.source.id == self.me.id {
+            self.routing.sent.remove(&msg.msg_id);
+        } else {
+            let ack = Message::DeliveryAck { msg_id: msg.msg_id };
+            self.send(msg.source.addr, &ack);
+        }
         let expires = now
             + self
                 .cfg
@@ -348,11 +442,7 @@ impl Node {
     fn report_undeliverable(&mut self, now: Instant, msg: &Routed, reason: u8) {
         let _ = now;
         if msg.source.id == self.me.id {
-            self.events.push_back(Event::Undeliverable {
-                msg_id: msg.msg_id,
-                key: msg.key,
-                reason,
-            });
+            self.on_undeliverable(msg.msg_id, msg.key, reason);
         } else {
             let m = Message::Undeliverable {
                 msg_id: msg.msg_id,

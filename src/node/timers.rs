@@ -21,6 +21,8 @@ pub(crate) enum Timer {
     Retransmit(u64, u8),
     /// A probe of the node with this id is due an answer.
     Probe(Id),
+    /// A message this node sent is due its end-to-end acknowledgement.
+    Delivery(u64),
 }
 
 /// A min-heap of `(deadline, timer)`.

@@ -30,6 +30,9 @@ use crate::time::{Duration, Instant};
 use crate::util::{FxHashMap, FxHasher};
 use core::hash::Hasher;
 
+/// Latency histogram resolution: 1 ms buckets (up to 100 s).
+const LATENCY_BUCKET_US: u64 = 1_000;
+
 /// Index of a node in the simulation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeIdx(pub u32);
@@ -207,7 +210,7 @@ impl Sim {
             digest: FxHasher::default(),
             buf: Vec::new(),
             report: Report {
-                latency_us: Histogram::with_width(100),
+                latency_us: Histogram::with_width(LATENCY_BUCKET_US),
                 ..Report::default()
             },
         }
@@ -696,7 +699,7 @@ impl Sim {
         r.undeliverable = 0;
         r.refused = 0;
         r.hops = Histogram::default();
-        r.latency_us = Histogram::with_width(100);
+        r.latency_us = Histogram::with_width(LATENCY_BUCKET_US);
         r.stretch_sum = 0.0;
         r.stretch_n = 0;
         r.path_us_sum = 0.0;

@@ -236,6 +236,7 @@ impl Report {
             "ack",
             "leave",
             "undeliv",
+            "dlv-ack",
         ];
         let mut by = String::new();
         for (t, c) in self.msgs_by_type.iter().enumerate() {

@@ -422,7 +422,7 @@ mod tests {
 
     #[test]
     fn error_unknown_type() {
-        for ty in [0u8, 13, 0xff] {
+        for ty in [0u8, 14, 0xff] {
             let f = framed(ty, &[]);
             assert_eq!(
                 Frame::new_checked(&f[..]).unwrap_err(),

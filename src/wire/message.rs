@@ -41,6 +41,8 @@ pub enum MessageType {
     Leave = 11,
     /// [`Message::Undeliverable`]
     Undeliverable = 12,
+    /// [`Message::DeliveryAck`]
+    DeliveryAck = 13,
 }
 
 /// One routing-table row as carried on the wire: its index and the nodes in it (the column of
@@ -60,12 +62,25 @@ pub struct RoutedFlags(pub u8);
 impl RoutedFlags {
     /// Direct send: deliver at the receiving node (the route's hint) whatever its id.
     pub const DIRECT: u8 = 0x01;
+    /// The source's attempt number (0–3) in bits 1–2: an end-to-end retry travels as a new
+    /// transmission, so hop-level duplicate suppression does not swallow it.
+    pub const ATTEMPT_MASK: u8 = 0x06;
     /// Every bit that has a meaning.
-    pub const KNOWN: u8 = Self::DIRECT;
+    pub const KNOWN: u8 = Self::DIRECT | Self::ATTEMPT_MASK;
 
     /// Whether the message is a direct send to a hinted node.
     pub const fn direct(self) -> bool {
         self.0 & Self::DIRECT != 0
+    }
+
+    /// The source's attempt number (0 for the first transmission).
+    pub const fn attempt(self) -> u8 {
+        (self.0 & Self::ATTEMPT_MASK) >> 1
+    }
+
+    /// These flags with the attempt number set to `n` (modulo 4).
+    pub const fn with_attempt(self, n: u8) -> RoutedFlags {
+        RoutedFlags((self.0 & !Self::ATTEMPT_MASK) | ((n & 3) << 1))
     }
 }
 
@@ -87,6 +102,11 @@ pub mod undeliverable_reason {
     pub const OVERLOAD: u8 = 2;
     /// The direct-send target (hint) could not be reached.
     pub const UNREACHABLE: u8 = 3;
+    /// No delivery was acknowledged after every end-to-end attempt (a node holding the message
+    /// may have crashed). Reported by the source itself; never sent.
+    pub const LOST: u8 = 4;
+    /// An application's `forward` upcall on the way dropped it (or made its payload too large).
+    pub const DROPPED: u8 = 5;
 }
 
 /// Every message of the node protocol.
@@ -181,6 +201,12 @@ pub enum Message {
         /// The sender's leaf set, to help receivers repair theirs.
         leaf_set: Vec<NodeHandle>,
     },
+    /// The root of a routed message tells its source that it delivered it (end-to-end
+    /// acknowledgement; repeated for every copy that reaches the root).
+    DeliveryAck {
+        /// The message's `msg_id`.
+        msg_id: u64,
+    },
     /// A routed message could not be delivered; sent to its source.
     Undeliverable {
         /// The message's `msg_id`.
@@ -209,6 +235,7 @@ impl MessageType {
             10 => MessageType::Ack,
             11 => MessageType::Leave,
             12 => MessageType::Undeliverable,
+            13 => MessageType::DeliveryAck,
             _ => return None,
         })
     }
@@ -496,6 +523,7 @@ impl Message {
             Message::Ack { .. } => MessageType::Ack,
             Message::Leave { .. } => MessageType::Leave,
             Message::Undeliverable { .. } => MessageType::Undeliverable,
+            Message::DeliveryAck { .. } => MessageType::DeliveryAck,
         }
     }
 
@@ -585,6 +613,7 @@ impl Message {
             MessageType::Leave => Message::Leave {
                 leaf_set: r.handles()?,
             },
+            MessageType::DeliveryAck => Message::DeliveryAck { msg_id: r.u64()? },
             MessageType::Undeliverable => {
                 let msg_id = r.u64()?;
                 let key = r.id()?;
@@ -624,6 +653,7 @@ impl Message {
             Message::Ack { .. } => 8 + 1,
             Message::Leave { leaf_set } => list_len(leaf_set),
             Message::Undeliverable { .. } => 8 + size::ID + 1,
+            Message::DeliveryAck { .. } => 8,
         }
     }
 
@@ -709,6 +739,7 @@ impl Message {
                 w.u8(*hops);
             }
             Message::Leave { leaf_set } => w.handles(leaf_set),
+            Message::DeliveryAck { msg_id } => w.u64(*msg_id),
             Message::Undeliverable {
                 msg_id,
                 key,
@@ -1095,13 +1126,14 @@ mod tests {
                 key: Id(1),
                 reason: 0xff,
             },
+            Message::DeliveryAck { msg_id: u64::MAX },
         ]
     }
 
     #[test]
     fn samples_cover_every_type() {
         let types: Vec<MessageType> = samples().iter().map(Message::message_type).collect();
-        for byte in 1..=12 {
+        for byte in 1..=13 {
             let ty = MessageType::from_u8(byte).unwrap();
             assert!(types.contains(&ty), "no sample of {ty:?}");
         }
@@ -1139,10 +1171,10 @@ mod tests {
         for byte in 0..=255u8 {
             match MessageType::from_u8(byte) {
                 Some(ty) => {
-                    assert!((1..=12).contains(&byte));
+                    assert!((1..=13).contains(&byte));
                     assert_eq!(ty as u8, byte);
                 }
-                None => assert!(byte == 0 || byte > 12),
+                None => assert!(byte == 0 || byte > 13),
             }
         }
     }
@@ -1321,7 +1353,7 @@ mod tests {
     #[test]
     fn error_bad_flags() {
         let mut b = body(&ROUTED).to_vec();
-        for flags in [0x02, 0x80, 0xff] {
+        for flags in [0x08, 0x80, 0xff] {
             b[48] = flags;
             assert_eq!(
                 decode_body(MessageType::Routed, &b),
