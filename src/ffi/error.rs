@@ -2,8 +2,8 @@
 
 use core::ffi::{c_char, CStr};
 
-use crate::node::{ConfigError, JoinError as NodeJoinError, RouteError as NodeRouteError};
-use crate::runtime::{CallError, JoinError, RouteError, StartError};
+use crate::node::{ConfigError, JoinError as NodeJoinError, RouteError};
+use crate::runtime::{CallError, JoinError, StartError};
 
 /// The result of a fallible call. A `uint32_t`: the numbers are fixed and never reused, new
 /// codes only get new numbers. `PASTRY_OK` (0) is success; `PASTRY_NONE` (1) means "nothing to
@@ -200,17 +200,6 @@ impl From<RouteError> for pastry_result {
             RouteError::NoDestination => PASTRY_ERR_NO_DESTINATION,
             RouteError::Overloaded => PASTRY_ERR_OVERLOADED,
             RouteError::Stopped => PASTRY_ERR_STOPPED,
-        }
-    }
-}
-
-impl From<NodeRouteError> for pastry_result {
-    fn from(e: NodeRouteError) -> pastry_result {
-        match e {
-            NodeRouteError::PayloadTooLarge { .. } => PASTRY_ERR_PAYLOAD_TOO_LARGE,
-            NodeRouteError::NotActive => PASTRY_ERR_NOT_ACTIVE,
-            NodeRouteError::NoDestination => PASTRY_ERR_NO_DESTINATION,
-            NodeRouteError::Overloaded => PASTRY_ERR_OVERLOADED,
         }
     }
 }

@@ -22,7 +22,7 @@ const SUSPECT_AFTER: u32 = 2;
 /// Messages held while the node is joining (it may be their root but may not deliver yet).
 const HELD_CAP: usize = 256;
 
-/// Why `route` refused a message.
+/// Why `route` refused a message (from [`Node::route`] and the runtime's `Handle::route`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteError {
     /// The payload is larger than the configured `max_payload`.
@@ -32,25 +32,30 @@ pub enum RouteError {
         /// The configured limit.
         max: usize,
     },
-    /// The node is not active (not joined yet, or stopped).
+    /// The node has not joined an overlay yet.
     NotActive,
     /// Neither a key nor a hint was given.
     NoDestination,
-    /// Too many messages await acknowledgement; try again later.
+    /// Too many messages await acknowledgement (or the runtime's command queue is full); try
+    /// again later.
     Overloaded,
+    /// The node was removed from its runtime, or the runtime stopped (a sans-IO node that has
+    /// left reports [`RouteError::NotActive`]).
+    Stopped,
 }
 
 impl fmt::Display for RouteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RouteError::PayloadTooLarge { len, max } => {
-                write!(f, "payload of {len} bytes exceeds the limit of {max}")
+                write!(f, "payload of {len} bytes exceeds the limit of {max} bytes")
             }
-            RouteError::NotActive => {
-                f.write_str("the node has not joined an overlay (or has stopped)")
-            }
+            RouteError::NotActive => f.write_str("the node has not joined an overlay yet"),
             RouteError::NoDestination => f.write_str("route needs a key, a hint, or both"),
-            RouteError::Overloaded => f.write_str("too many messages awaiting acknowledgement"),
+            RouteError::Overloaded => {
+                f.write_str("too many messages queued or awaiting acknowledgement")
+            }
+            RouteError::Stopped => f.write_str("the node has left, or its runtime stopped"),
         }
     }
 }

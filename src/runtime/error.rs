@@ -117,43 +117,6 @@ impl fmt::Display for JoinError {
 
 impl std::error::Error for JoinError {}
 
-/// Why [`Handle::route`](super::Handle::route) refused a message. Refusals decided later on
-/// the loop thread are counted in [`NodeStats::routes_refused`](super::NodeStats).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RouteError {
-    /// The payload is larger than the node's `max_payload`.
-    PayloadTooLarge {
-        /// The payload's length.
-        len: usize,
-        /// The configured limit.
-        max: usize,
-    },
-    /// The node has not joined an overlay yet.
-    NotActive,
-    /// Neither a key nor a hint was given.
-    NoDestination,
-    /// The runtime's command queue is full; try again later.
-    Overloaded,
-    /// The node was removed (it left or crashed) or the runtime stopped.
-    Stopped,
-}
-
-impl fmt::Display for RouteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RouteError::PayloadTooLarge { len, max } => {
-                write!(f, "payload of {len} bytes exceeds the limit of {max} bytes")
-            }
-            RouteError::NotActive => f.write_str("the node has not joined an overlay yet"),
-            RouteError::NoDestination => f.write_str("route needs a key, a hint, or both"),
-            RouteError::Overloaded => f.write_str("the runtime's command queue is full"),
-            RouteError::Stopped => f.write_str("the node was removed or its runtime stopped"),
-        }
-    }
-}
-
-impl std::error::Error for RouteError {}
-
 /// Why a query, [`Handle::stats`](super::Handle::stats) or
 /// [`Handle::leave`](super::Handle::leave) failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

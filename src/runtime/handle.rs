@@ -7,9 +7,10 @@ use std::time::Duration as StdDuration;
 
 use bytes::Bytes;
 
-use super::error::{CallError, JoinError, RouteError};
+use super::error::{CallError, JoinError};
 use super::shared::{Command, JoinState, NodeStatus, Refused, Shared};
 use crate::id::{Id, NodeHandle};
+use crate::node::RouteError;
 use crate::node::{Node, Phase, Stats};
 
 /// A node's counters: the sans-IO node's [`Stats`] plus the runtime's own.

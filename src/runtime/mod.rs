@@ -67,10 +67,13 @@ use std::io;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+/// Why [`Handle::route`] refused a message: the node's own error type (refusals decided later
+/// on the loop thread are counted in [`NodeStats::routes_refused`]).
+pub use crate::node::RouteError;
 pub use app::{Application, Delivery};
 pub use config::NodeConfig;
 pub(crate) use config::{fresh_msg_id, os_seed};
-pub use error::{CallError, JoinError, RouteError, StartError};
+pub use error::{CallError, JoinError, StartError};
 pub use handle::{Handle, NodeStats};
 
 use event_loop::{EventLoop, WAKER};
