@@ -136,6 +136,13 @@ impl Id {
         da < db || (da == db && a.0 < b.0)
     }
 
+    /// The closeness order toward `self` as an [`Ordering`](core::cmp::Ordering) for sorting:
+    /// `Less` when `a` is closer (the order of [`Id::closer_to`]), `Equal` only for `a == b`.
+    #[inline]
+    pub fn cmp_closeness(self, a: Id, b: Id) -> core::cmp::Ordering {
+        (self.distance(a), a.0).cmp(&(self.distance(b), b.0))
+    }
+
     /// Whether `x` lies on the clockwise arc from `from` to `to`, both ends included.
     #[inline]
     pub const fn in_cw_arc(x: Id, from: Id, to: Id) -> bool {

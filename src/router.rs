@@ -117,13 +117,7 @@ pub fn local_lookup(
             a.id.shared_prefix_len(key, b),
             c.id.shared_prefix_len(key, b),
         );
-        pc.cmp(&pa).then_with(|| {
-            if key.closer_to(a.id, c.id) {
-                core::cmp::Ordering::Less
-            } else {
-                core::cmp::Ordering::Greater
-            }
-        })
+        pc.cmp(&pa).then_with(|| key.cmp_closeness(a.id, c.id))
     });
     rest.dedup_by_key(|h| h.id);
     out.extend(rest.into_iter().take(n - 1));

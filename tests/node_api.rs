@@ -205,6 +205,7 @@ fn hostile_datagrams_are_counted_and_dropped() {
         &Message::Ping {
             nonce: 1,
             sent_at: 0,
+            active: true,
         },
         &mut frame,
     );
@@ -215,6 +216,7 @@ fn hostile_datagrams_are_counted_and_dropped() {
         &Message::Ping {
             nonce: 1,
             sent_at: 0,
+            active: true,
         },
         &mut frame,
     );
@@ -234,6 +236,7 @@ fn hostile_datagrams_are_counted_and_dropped() {
         &Message::Ping {
             nonce: 1,
             sent_at: 0,
+            active: true,
         },
         &mut frame,
     );
@@ -289,13 +292,28 @@ fn unacknowledged_deliveries_are_retried_then_reported_lost() {
     let mut a = Node::new(cfg.clone(), me).unwrap();
     let mut t = Instant::ZERO;
     a.start_alone(t);
-    // B announces itself: it enters A's leaf set.
+    // B announces itself; A challenges it with a ping, and B's pong puts it in A's leaf set.
     let b = Id(2000);
     let mut frame = Vec::new();
-    wire::encode(0, b, &Message::LeafSetRequest { nonce: 9 }, &mut frame);
+    let announce = Message::LeafSetRequest {
+        nonce: 9,
+        leaf_set: vec![],
+    };
+    wire::encode(0, b, &announce, &mut frame);
+    a.handle_datagram(t, b_addr, &frame);
+    assert!(!a.leaf_set().contains(b), "admitted before answering");
+    let mut buf = Vec::new();
+    let mut pongs = Vec::new();
+    while let Some(dst) = a.poll_transmit(&mut buf) {
+        if let Ok((_, Message::Ping { nonce, sent_at, .. })) = wire::decode(&buf) {
+            assert_eq!(dst, b_addr);
+            pongs.push(Message::Pong { nonce, sent_at });
+        }
+    }
+    assert_eq!(pongs.len(), 1, "one challenge");
+    wire::encode(0, b, &pongs[0], &mut frame);
     a.handle_datagram(t, b_addr, &frame);
     assert!(a.leaf_set().contains(b));
-    let mut buf = Vec::new();
     while a.poll_transmit(&mut buf).is_some() {}
     while a.poll_event().is_some() {}
 

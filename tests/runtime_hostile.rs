@@ -29,6 +29,7 @@ fn ping(network: u32, sender: Id) -> Vec<u8> {
     let msg = Message::Ping {
         nonce: 7,
         sent_at: 1,
+        active: true,
     };
     encode(network, sender, &msg, &mut out);
     out

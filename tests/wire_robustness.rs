@@ -158,10 +158,12 @@ fn random_message(rng: &mut Rng, ty: u8) -> Message {
         }
         3 => Message::LeafSetRequest {
             nonce: rng.next_u64(),
+            leaf_set: random_list(rng),
         },
         4 => Message::LeafSetReply {
             nonce: rng.next_u64(),
             active: rng.chance(0.5),
+            admitted: rng.chance(0.5),
             leaf_set: random_list(rng),
         },
         5 => Message::RowRequest { row: u8_(rng) },
@@ -171,6 +173,7 @@ fn random_message(rng: &mut Rng, ty: u8) -> Message {
         7 => Message::Ping {
             nonce: rng.next_u64(),
             sent_at: rng.next_u64(),
+            active: rng.chance(0.5),
         },
         8 => Message::Pong {
             nonce: rng.next_u64(),
@@ -395,7 +398,8 @@ fn random_bodies_behind_valid_headers() {
         buf.clear();
         buf.resize(HEADER_LEN + body + TRAILER_LEN, 0);
         rng.fill(&mut buf);
-        buf[..3].copy_from_slice(b"Py\x01");
+        buf[..2].copy_from_slice(b"Py");
+        buf[2] = pastry::wire::VERSION;
         buf[3] = rng.below(14) as u8;
         fix_crc(&mut buf);
         out.check(seed, &buf, &mut scratch);

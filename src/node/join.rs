@@ -44,6 +44,9 @@ pub(super) struct JoinState {
     join_id: u64,
     retry_at: Instant,
     root_replied: bool,
+    /// The node that answered as the join's root: it must answer our probe (and so enter our
+    /// leaf set) before we may activate; if it does not, the join starts over.
+    root: Option<NodeHandle>,
     /// Leaf-set members announced to that have not answered yet.
     awaiting: FxHashSet<Id>,
     /// Nodes that answered one of our leaf-set requests (so they know us already).
@@ -242,7 +245,7 @@ impl Node {
     pub(super) fn on_join_reply(
         &mut self,
         now: Instant,
-        _from: NodeHandle,
+        from: NodeHandle,
         join_id: u64,
         flags: u8,
         rows: Vec<RowEntries>,
@@ -256,6 +259,7 @@ impl Node {
         }
         if flags & join_flags::ROOT != 0 {
             self.join.root_replied = true;
+            self.join.root = Some(from);
         }
         // Probe everything offered (leaf-set members first, so they are asked for their leaf
         // sets): the measured RTTs pick the nearest per cell (PNS).
@@ -291,7 +295,7 @@ impl Node {
         self.probe(now, h, super::maintenance::ProbeKind::LeafSet, true);
     }
 
-    /// `id` answered a leaf-set request of ours: it has taken us in.
+    /// `id` answered a leaf-set request of ours, saying it has taken us in.
     pub(super) fn join_heard_leaf_set(&mut self, id: Id) {
         if self.phase == Phase::Joining {
             self.join.answered.insert(id);
@@ -307,8 +311,24 @@ impl Node {
         if self.phase != Phase::Joining || !self.join.root_replied {
             return;
         }
-        let leaf = &self.leaf;
-        self.join.awaiting.retain(|id| leaf.contains(*id));
+        if let Some(root) = self.join.root {
+            let answered = self.leaf.contains(root.id) || !self.leaf.would_accept(root.id);
+            if !answered && !self.maint.probes.contains_key(&root.id) {
+                // The root's reply came, but the root never answered our probe: without it our
+                // leaf set may miss the closest node of all (even be empty). Start over.
+                self.join.root_replied = false;
+                self.join.root = None;
+                self.join.awaiting.clear();
+                self.send_join_request(now);
+                return;
+            }
+        }
+        // Waiting only makes sense for a member whose request is still out (a probe that ended
+        // some other way, say answered without admission, means asking again below).
+        let (leaf, probes) = (&self.leaf, &self.maint.probes);
+        self.join
+            .awaiting
+            .retain(|id| leaf.contains(*id) && probes.contains_key(id));
         let probing_leaves = self.maint.probes.values().any(|p| {
             self.leaf.would_accept(p.handle.id) && !self.join.awaiting.contains(&p.handle.id)
         });

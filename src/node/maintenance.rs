@@ -1,10 +1,12 @@
 //! Keeping the tables healthy: probes (liveness and RTT), leaf-set heartbeats and exchange,
 //! leaf-set and routing-table repair, periodic routing-table maintenance, graceful leave.
 //!
-//! Second-hand knowledge (a node named in someone else's list) never enters the tables directly:
-//! it is probed first, and only an answer puts it in. Failed nodes are remembered for a while
-//! (tombstones) so stale lists do not bring them back.
+//! What enters the tables is decided by the admission function of [`super::membership`]: a node
+//! named second-hand, or heard from for the first time, is a *candidate*, probed here, and only
+//! its answer to our nonce puts it in. Failed nodes are remembered for a while (tombstones) so
+//! stale lists do not bring them back.
 
+use super::membership::Learned;
 use super::timers::Timer;
 use super::{Node, Phase};
 use crate::id::{Id, NodeHandle};
@@ -23,6 +25,11 @@ const PNS_PER_ROW: usize = 1;
 
 /// Probe retransmissions for a node not (yet) in any table.
 const CANDIDATE_RETRIES: u32 = 1;
+/// Probe retransmissions for a stranger that would enter the leaf set (consistency depends on
+/// finding every live neighbour, so a lost datagram or two must not hide one).
+const LEAF_CANDIDATE_RETRIES: u32 = 2;
+/// How long a candidate that never answered is not probed again because of a list.
+const CANDIDATE_TOMBSTONE: Duration = Duration::from_secs(5);
 
 /// A round-trip time in µs, saturated to fit the tables' `u32`.
 fn rtt_us(d: Duration) -> u32 {
@@ -40,6 +47,8 @@ pub(super) enum Offered {
         /// Probe it even if its cell is filled (proximity neighbour selection).
         pns: bool,
     },
+    /// It sent us a datagram itself: its address is where it claims to be, if it answers.
+    Contact,
 }
 
 /// What a probe asks for.
@@ -51,8 +60,18 @@ pub(super) enum ProbeKind {
     LeafSet,
 }
 
+/// A leaf-set request from a node whose address we had not validated: answered only once it
+/// has answered our challenge (so a forged source address gets one small ping, not a list).
+#[derive(Clone, Debug)]
+pub(super) struct Deferred {
+    /// The request's nonce, echoed in our reply (`None`: answered already).
+    nonce: Option<u64>,
+    /// The requester's leaf set (at most our own leaf set's size), offered once it is proven.
+    list: Vec<NodeHandle>,
+}
+
 /// An outstanding probe.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Probe {
     pub(super) handle: NodeHandle,
     kind: ProbeKind,
@@ -61,7 +80,11 @@ pub(super) struct Probe {
     /// Retransmissions allowed before the target is declared failed.
     retries: u32,
     sent_at: Instant,
+    /// When the first transmission left.
+    started: Instant,
     deadline: Instant,
+    /// A leaf-set request of the target's to answer once the probe is answered.
+    deferred: Option<Box<Deferred>>,
 }
 
 /// Maintenance bookkeeping of one node.
@@ -92,7 +115,8 @@ impl Node {
         if h.id == self.me.id || self.maint.probes.contains_key(&h.id) {
             return;
         }
-        if self.is_tombstoned(now, h.id) {
+        // Lists do not bring back the dead; a node's own datagram may (if it answers).
+        if from != Offered::Contact && self.is_tombstoned(now, h.id) {
             return;
         }
         // A node we hold elsewhere (say in the routing table) may belong in the leaf set now
@@ -103,14 +127,16 @@ impl Node {
         }
         let pns = matches!(from, Offered::Row { pns: true });
         if leaf_gap {
-            // Ask a leaf-set neighbour for its own leaf set (it names our other neighbours);
-            // anyone else just gets a ping, and joins the leaf set if it answers and fits.
-            let kind = if self.may_announce() && from == Offered::LeafList {
+            // A would-be leaf gets a leaf-set request: it names our other neighbours, and it
+            // announces us, so the new neighbour learns of us as we learn of it (leaf sets stay
+            // symmetric). Before the join's root has answered, a joiner only pings.
+            let kind = if self.may_announce() {
                 ProbeKind::LeafSet
             } else {
                 ProbeKind::Ping
             };
-            self.probe(now, h, kind, true);
+            // A stranger's own datagram counts against the probe budget like anything else.
+            self.probe(now, h, kind, from != Offered::Contact);
         } else if pns || self.rt.would_accept(h.id, UNMEASURED) {
             self.probe(now, h, ProbeKind::Ping, false);
         }
@@ -126,6 +152,15 @@ impl Node {
         }
         let nonce = self.rng.next_u64();
         let deadline = now + self.rto(h.id, 0);
+        // A node already in our tables gets the full benefit of the doubt; a stranger gets one
+        // or two retransmissions (joins must not stall on the dead).
+        let retries = if self.knows(h.id) {
+            self.cfg.probe_retries
+        } else if self.leaf.would_accept(h.id) {
+            LEAF_CANDIDATE_RETRIES
+        } else {
+            CANDIDATE_RETRIES
+        };
         self.maint.probes.insert(
             h.id,
             Probe {
@@ -133,15 +168,11 @@ impl Node {
                 kind,
                 nonce,
                 attempts: 1,
-                // A node already in our tables gets the full benefit of the doubt; a stranger
-                // named second-hand gets one retransmission (joins must not stall on the dead).
-                retries: if self.knows(h.id) {
-                    self.cfg.probe_retries
-                } else {
-                    CANDIDATE_RETRIES.min(self.cfg.probe_retries)
-                },
+                retries: retries.min(self.cfg.probe_retries),
                 sent_at: now,
+                started: now,
                 deadline,
+                deferred: None,
             },
         );
         self.timers.set(deadline, Timer::Probe(h.id));
@@ -153,8 +184,12 @@ impl Node {
             ProbeKind::Ping => Message::Ping {
                 nonce,
                 sent_at: now.as_micros(),
+                active: self.phase == Phase::Active,
             },
-            ProbeKind::LeafSet => Message::LeafSetRequest { nonce },
+            ProbeKind::LeafSet => Message::LeafSetRequest {
+                nonce,
+                leaf_set: self.leaf.members().copied().collect(),
+            },
         };
         self.send(h.addr, &msg);
     }
@@ -164,21 +199,32 @@ impl Node {
     }
 
     pub(super) fn on_probe_timer(&mut self, now: Instant, at: Instant, id: Id) {
-        let Some(p) = self.maint.probes.get(&id).copied() else {
+        let Some(p) = self.maint.probes.get(&id) else {
             return;
         };
+        let (handle, kind, nonce) = (p.handle, p.kind, p.nonce);
         if p.deadline != at {
             return;
         }
         if p.attempts > p.retries {
+            let started = p.started;
             self.maint.probes.remove(&id);
-            if self.knows(id) {
+            // Heard from it meanwhile (say, its own challenge pings): alive, though this
+            // exchange lost its datagrams. Not a failure; maintenance will ask again.
+            let alive = self.peers.get(&id).is_some_and(|q| q.last_heard > started);
+            if alive {
+                self.join_check_complete(now);
+            } else if self.knows(id) {
                 self.peer_failed(now, id);
             } else {
                 // A candidate that never answered: keep stale lists from offering it again for
-                // a little while (briefly: on a lossy path it may well be alive).
-                let ttl = self.cfg.leaf_probe_period.min(self.cfg.tombstone_ttl);
-                self.tombstone(now, id, ttl);
+                // a little while (briefly: on a lossy path it may well be alive). Not a would-be
+                // leaf: there a lost datagram or two must not hide a live neighbour, and only
+                // our own requests bring lists, so re-offers stay bounded.
+                if !self.leaf.would_accept(id) {
+                    let ttl = CANDIDATE_TOMBSTONE.min(self.cfg.tombstone_ttl);
+                    self.tombstone(now, id, ttl);
+                }
                 self.peers.remove(&id);
                 self.join_check_complete(now);
             }
@@ -191,59 +237,123 @@ impl Node {
             q.sent_at = now;
         }
         self.timers.set(deadline, Timer::Probe(id));
-        self.send_probe(now, p.handle, p.kind, p.nonce);
+        self.send_probe(now, handle, kind, nonce);
     }
 
-    /// Resolves the probe of `from` if `nonce` matches; returns it.
-    fn answer_probe(&mut self, now: Instant, from: Id, nonce: u64) -> Option<Probe> {
-        if self.maint.probes.get(&from)?.nonce != nonce {
+    /// Resolves the probe of `from` if it answers it: the right nonce, from the address the
+    /// probe went to. Returns the probe.
+    fn answer_probe(&mut self, from: NodeHandle, nonce: u64) -> Option<Probe> {
+        let p = self.maint.probes.get(&from.id)?;
+        if p.nonce != nonce || p.handle.addr != from.addr {
             return None;
         }
-        let _ = now;
-        self.maint.probes.remove(&from)
+        self.maint.probes.remove(&from.id)
+    }
+
+    /// `from` answered probe `p`: it is admitted (the tables that want it take it), and a
+    /// leaf-set request it made while unproven gets its answer now.
+    fn probe_answered(&mut self, now: Instant, from: NodeHandle, p: Probe, rtt: Option<u32>) {
+        self.learn(now, from, Learned::Answered { rtt });
+        if let Some(d) = p.deferred {
+            if let Some(nonce) = d.nonce {
+                self.send_leaf_set_reply(from, nonce);
+            }
+            for h in d.list {
+                self.learn(now, h, Learned::Listed(Offered::LeafList));
+            }
+        }
+        self.join_check_complete(now);
     }
 
     /// A pong answers our ping only with the right nonce; the RTT comes from our own record of
     /// when the answered transmission left (the echoed time only tells which one it was), so a
     /// peer cannot claim to be closer than it is. Unsolicited pongs are ignored.
     pub(super) fn on_pong(&mut self, now: Instant, from: NodeHandle, nonce: u64, sent_at: u64) {
-        let Some(p) = self.answer_probe(now, from.id, nonce) else {
+        let Some(p) = self.answer_probe(from, nonce) else {
+            self.refresh(now, from);
             return;
         };
-        if sent_at == p.sent_at.as_micros() {
-            self.measured(now, from, rtt_us(now - p.sent_at));
-        } else {
-            // An earlier transmission was answered: alive, but no clean sample (Karn).
-            self.join_check_complete(now);
+        // An earlier transmission answered: alive, but no clean sample (Karn).
+        let rtt = (sent_at == p.sent_at.as_micros()).then(|| rtt_us(now - p.sent_at));
+        self.probe_answered(now, from, p, rtt);
+    }
+
+    /// A leaf-set request (an exchange, or a newcomer announcing itself). A validated requester
+    /// gets our leaf set at once; a stranger is challenged with a ping first and answered when
+    /// its pong comes back from the same address (so a forged source address gets one small
+    /// ping, and nobody enters our tables by claiming to).
+    pub(super) fn on_leaf_set_request(
+        &mut self,
+        now: Instant,
+        from: NodeHandle,
+        nonce: u64,
+        mut list: Vec<NodeHandle>,
+    ) {
+        if self.validated(from) {
+            self.refresh(now, from);
+            self.send_leaf_set_reply(from, nonce);
+            // It may belong in our leaf set now (a closer member left).
+            self.learn(now, from, Learned::Contact);
+            for h in list {
+                self.learn(now, h, Learned::Listed(Offered::LeafList));
+            }
+            return;
+        }
+        if self.peers.contains_key(&from.id) {
+            self.stats.addr_conflicts += 1;
+            return;
+        }
+        list.truncate(self.cfg.leaf_set_size);
+        let mut nonce = Some(nonce);
+        match self.maint.probes.get(&from.id) {
+            // We are probing it already, maybe with a leaf-set request that it holds back until
+            // it has validated us: answer now (our answer proves our address to it; its answer
+            // to our probe will prove its address to us). Both sides doing this at once is how
+            // two nodes that learn of each other at the same moment meet.
+            Some(p) if p.handle.addr == from.addr && p.kind == ProbeKind::LeafSet => {
+                let ours = p.nonce;
+                if let Some(n) = nonce.take() {
+                    self.send_leaf_set_reply(from, n);
+                }
+                // Our own request may be held back by it (or lost): ask again now that it is
+                // known to be there, so it can validate us in return.
+                if let Some(q) = self.maint.probes.get_mut(&from.id) {
+                    q.sent_at = now;
+                }
+                self.send_probe(now, from, ProbeKind::LeafSet, ours);
+            }
+            // Our challenge is out: its ping or the pong may have been lost, and the requester,
+            // retrying on its own (shorter) timer, is still waiting. Ping again at once (one
+            // small datagram per request: nothing to amplify).
+            Some(p) if p.handle.addr == from.addr => {
+                let nonce = p.nonce;
+                if let Some(q) = self.maint.probes.get_mut(&from.id) {
+                    q.sent_at = now;
+                }
+                self.send_probe(now, from, ProbeKind::Ping, nonce);
+            }
+            Some(_) => return,
+            None => self.probe(now, from, ProbeKind::Ping, false),
+        }
+        if let Some(p) = self.maint.probes.get_mut(&from.id) {
+            p.deferred = Some(Box::new(Deferred { nonce, list }));
         }
     }
 
-    /// A fresh RTT measurement of `h`: refresh its estimator and re-offer it to the tables.
-    fn measured(&mut self, now: Instant, h: NodeHandle, rtt: u32) {
-        if let Some(p) = self.peers.get(&h.id) {
-            let _ = p;
-            self.rtt_sample(h.id, rtt);
-            let srtt = self.peers.get(&h.id).map_or(rtt, |p| p.srtt);
-            self.consider(now, h, srtt);
-        } else {
-            self.consider(now, h, rtt);
-        }
-        self.join_check_complete(now);
-    }
-
-    pub(super) fn on_leaf_set_request(&mut self, _now: Instant, from: NodeHandle, nonce: u64) {
+    fn send_leaf_set_reply(&mut self, to: NodeHandle, nonce: u64) {
         let leaf_set: Vec<NodeHandle> = self
             .leaf
             .members()
             .copied()
-            .filter(|h| h.id != from.id)
+            .filter(|h| h.id != to.id)
             .collect();
         let msg = Message::LeafSetReply {
             nonce,
             active: self.phase == Phase::Active,
+            admitted: self.validated(to),
             leaf_set,
         };
-        self.send(from.addr, &msg);
+        self.send(to.addr, &msg);
     }
 
     pub(super) fn on_leaf_set_reply(
@@ -251,19 +361,42 @@ impl Node {
         now: Instant,
         from: NodeHandle,
         nonce: u64,
+        admitted: bool,
         list: &[NodeHandle],
     ) {
-        if let Some(p) = self.answer_probe(now, from.id, nonce) {
-            self.join_heard_leaf_set(from.id);
-            // Karn: a retransmitted request's answer is ambiguous.
-            if p.attempts == 1 {
-                self.measured(now, from, rtt_us(now - p.sent_at));
-            }
-        }
+        // Only an answer to our own request counts (an unsolicited list could make us probe
+        // anything on anyone's behalf).
+        let Some(p) = self.answer_probe(from, nonce) else {
+            return;
+        };
         for h in list {
-            self.candidate(now, *h, Offered::LeafList);
+            self.learn(now, *h, Learned::Listed(Offered::LeafList));
         }
-        self.join_check_complete(now);
+        if self.phase == Phase::Joining && !admitted {
+            // It answered before it had validated us (we met while probing each other), or it
+            // has no room for us (its list will show us closer nodes): it proved its address,
+            // but has not taken us in. Keep asking on the probe's own backed-off timer while
+            // it stays in our leaf set; it never counts as a failure.
+            self.learn(now, from, Learned::Answered { rtt: None });
+            if !self.leaf.contains(from.id) {
+                self.join_check_complete(now);
+                return;
+            }
+            self.maint.probes.insert(
+                from.id,
+                Probe {
+                    retries: p.retries + 1,
+                    ..p
+                },
+            );
+            return;
+        }
+        self.join_heard_leaf_set(from.id);
+        // Karn: a retransmitted request's answer is ambiguous. A first answer from a node that
+        // did not know us yet waited for its challenge too: no clean sample either.
+        let clean = p.attempts == 1 && self.validated(from);
+        let rtt = clean.then(|| rtt_us(now - p.sent_at));
+        self.probe_answered(now, from, p, rtt);
     }
 
     pub(super) fn on_row_request(&mut self, from: NodeHandle, row: u8) {
@@ -279,7 +412,11 @@ impl Node {
         self.send(from.addr, &msg);
     }
 
-    pub(super) fn on_row_reply(&mut self, now: Instant, _from: NodeHandle, row: RowEntries) {
+    pub(super) fn on_row_reply(&mut self, now: Instant, from: NodeHandle, row: RowEntries) {
+        // We ask only nodes we hold: a row from anyone else is unsolicited.
+        if !self.validated(from) {
+            return;
+        }
         // Fill empty cells; also measure a few unknown nodes for filled cells (PNS).
         let mut pns_budget = PNS_PER_ROW;
         for h in row.nodes {
@@ -287,16 +424,21 @@ impl Node {
             if pns && !self.rt.would_accept(h.id, UNMEASURED) {
                 pns_budget -= 1;
             }
-            self.candidate(now, h, Offered::Row { pns });
+            self.learn(now, h, Learned::Listed(Offered::Row { pns }));
         }
     }
 
+    /// A node says it leaves. Believed only from its own validated address (see
+    /// [`Node::reported_gone`]); then its leaf set offers candidates for the gap.
     pub(super) fn on_leave(&mut self, now: Instant, from: NodeHandle, list: &[NodeHandle]) {
+        if !self.reported_gone(now, from) {
+            return;
+        }
         self.tombstone(now, from.id, self.cfg.tombstone_ttl);
         self.remove_peer(now, from.id);
         self.routing_reroute_all(now, from.id);
         for h in list {
-            self.candidate(now, *h, Offered::LeafList);
+            self.learn(now, *h, Learned::Listed(Offered::LeafList));
         }
     }
 
@@ -392,26 +534,33 @@ impl Node {
 
     /// Asks a random entry of `row` (other than `skip`) for its row `row`.
     pub(super) fn ask_row(&mut self, row: usize, skip: Option<Id>) {
+        self.ask_row_of(row, row, skip);
+    }
+
+    /// Asks a random entry of our row `of` (other than `skip`) for its row `want` (`want <=
+    /// of`: the entries of row `of` share our first `of` digits, so their row `want` is made of
+    /// candidates for ours). Whether anyone was asked.
+    fn ask_row_of(&mut self, of: usize, want: usize, skip: Option<Id>) -> bool {
         let entries: smallvec::SmallVec<[NodeHandle; 16]> = self
             .rt
-            .row(row)
+            .row(of)
             .map(|e| e.node)
             .filter(|h| Some(h.id) != skip)
             .collect();
         if entries.is_empty() {
-            return;
+            return false;
         }
         let h = entries[self.rng.below(entries.len() as u64) as usize];
-        self.send(h.addr, &Message::RowRequest { row: row as u8 });
+        self.send(h.addr, &Message::RowRequest { row: want as u8 });
+        true
     }
 
-    /// A routing-table cell of `row` lost its occupant: ask another node of the row (or of the
-    /// next rows) for a replacement.
+    /// A routing-table cell of `row` lost its occupant: ask another node of the row for its
+    /// row `row` (it shares the prefix, so its row holds candidates for the cell); with the row
+    /// empty, ask nodes of the next rows, which share a longer prefix and so the same row.
     pub(super) fn repair_rt_row(&mut self, row: usize) {
         for r in row..self.rt.rows().min(row + 3) {
-            if self.rt.row(r).next().is_some() {
-                self.ask_row(r, None);
-                // The reply is for row r; ask for `row` itself when r differs.
+            if self.ask_row_of(r, row, None) {
                 return;
             }
         }
@@ -434,13 +583,7 @@ impl Node {
                 .entries()
                 .map(|e| e.node)
                 .filter(|h| !self.leaf.contains(h.id))
-                .min_by(|a, b| {
-                    if me.closer_to(a.id, b.id) {
-                        core::cmp::Ordering::Less
-                    } else {
-                        core::cmp::Ordering::Greater
-                    }
-                });
+                .min_by(|a, b| me.cmp_closeness(a.id, b.id));
             if let Some(h) = closest {
                 self.probe(now, h, ProbeKind::LeafSet, true);
             }

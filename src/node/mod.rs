@@ -38,6 +38,7 @@ mod config;
 mod join;
 pub use join::JoinError;
 mod maintenance;
+mod membership;
 mod routing;
 mod timers;
 
@@ -58,6 +59,7 @@ use crate::time::{Duration, Instant};
 use crate::util::FxHashMap;
 use crate::wire::{self, Message, MessageType};
 
+use membership::Learned;
 use timers::{Timer, Timers};
 
 /// Spare send buffers kept for reuse (each holds up to one frame).
@@ -152,27 +154,28 @@ pub struct Stats {
     pub failures_detected: u64,
     /// Routed messages refused for lack of space (pending or buffer limits).
     pub overload_drops: u64,
+    /// Datagrams claiming a known node's id from another address than the validated one
+    /// (ignored for membership: the incumbent address keeps the id while it answers).
+    pub addr_conflicts: u64,
+    /// Reports about a node (a `Leave`) that did not come from its own validated address, so
+    /// were checked with a probe instead of believed.
+    pub unproven_reports: u64,
+    /// Maintenance messages sent: neither routed data, acknowledgements and reports, nor the
+    /// node's own join (see [`Stats::maintenance_msgs`]).
+    pub maint_msgs: u64,
+    /// Bytes of those maintenance messages.
+    pub maint_bytes: u64,
 }
 
 impl Stats {
-    /// Messages sent that were maintenance: not routed data or acks, and not sent while
-    /// joining (nor join replies sent to others' joins).
+    /// Messages sent that were maintenance: not routed data or acknowledgements, not sent while
+    /// joining, and not join requests or replies for others' joins. Monotone.
     pub fn maintenance_msgs(&self) -> u64 {
-        let t = |m: MessageType| self.sent_by_type[m as usize];
-        let other_joins = t(MessageType::JoinRequest) + t(MessageType::JoinReply);
-        (self.sent_by_type.iter().sum::<u64>() - self.data_msgs() - self.sent_while_joining)
-            .saturating_sub(other_joins)
+        self.maint_msgs
     }
-    /// Bytes of maintenance messages sent (see [`Stats::maintenance_msgs`]).
+    /// Bytes of maintenance messages sent (see [`Stats::maintenance_msgs`]). Monotone.
     pub fn maintenance_bytes(&self) -> u64 {
-        let t = |m: MessageType| self.bytes_by_type[m as usize];
-        (self.bytes_by_type.iter().sum::<u64>()
-            - t(MessageType::Routed)
-            - t(MessageType::Ack)
-            - t(MessageType::Undeliverable)
-            - t(MessageType::DeliveryAck)
-            - self.bytes_while_joining)
-            .saturating_sub(t(MessageType::JoinRequest) + t(MessageType::JoinReply))
+        self.maint_bytes
     }
     /// Routed messages, hop and delivery acknowledgements, and undeliverable reports sent.
     pub fn data_msgs(&self) -> u64 {
@@ -188,9 +191,12 @@ impl Stats {
     }
 }
 
-/// What the node knows of a peer it keeps in its tables.
+/// What the node knows of a peer it keeps in its tables (see [`membership`]: a record exists
+/// only for a node that answered one of our nonces from `addr`).
 #[derive(Clone, Copy, Debug)]
 struct Peer {
+    /// The address the peer was validated at.
+    addr: SocketAddr,
     /// Smoothed RTT, µs ([`UNMEASURED`] until the first sample).
     srtt: u32,
     /// RTT variation, µs.
@@ -365,12 +371,19 @@ impl Node {
         }
         let sender = NodeHandle::new(hdr.sender, from);
         match msg {
-            // A joiner is not part of the overlay yet; a leaver no longer is.
-            Message::JoinRequest { .. } | Message::Leave { .. } => {}
+            // A joiner is not part of the overlay yet; a leaver no longer is; a pong is judged
+            // by the probe it answers; a leaf-set request by its own challenge.
+            Message::JoinRequest { .. }
+            | Message::Leave { .. }
+            | Message::Pong { .. }
+            | Message::LeafSetRequest { .. } => {}
             // Joining nodes probe with pings: refresh known senders, but do not take new ones in
-            // (a joiner must not become anyone's next hop before it has announced itself).
-            Message::Ping { .. } => self.refresh(now, sender.id),
-            _ => self.heard_from(now, sender),
+            // (a joiner must not become anyone's next hop before it has announced itself). An
+            // active node that pings us holds us in its tables: if we do not hold it (we
+            // declared it failed, say), it may prove itself again.
+            Message::Ping { active: true, .. } => self.learn(now, sender, Learned::Contact),
+            Message::Ping { .. } => self.refresh(now, sender),
+            _ => self.learn(now, sender, Learned::Contact),
         }
         self.dispatch(now, sender, msg);
     }
@@ -389,13 +402,18 @@ impl Node {
                 leaf_set,
                 neighbors,
             } => self.on_join_reply(now, from, join_id, flags, rows, leaf_set, neighbors),
-            Message::LeafSetRequest { nonce } => self.on_leaf_set_request(now, from, nonce),
+            Message::LeafSetRequest { nonce, leaf_set } => {
+                self.on_leaf_set_request(now, from, nonce, leaf_set)
+            }
             Message::LeafSetReply {
-                nonce, leaf_set, ..
-            } => self.on_leaf_set_reply(now, from, nonce, &leaf_set),
+                nonce,
+                admitted,
+                leaf_set,
+                ..
+            } => self.on_leaf_set_reply(now, from, nonce, admitted, &leaf_set),
             Message::RowRequest { row } => self.on_row_request(from, row),
             Message::RowReply { row } => self.on_row_reply(now, from, row),
-            Message::Ping { nonce, sent_at } => {
+            Message::Ping { nonce, sent_at, .. } => {
                 self.send(from.addr, &Message::Pong { nonce, sent_at })
             }
             Message::Pong { nonce, sent_at } => self.on_pong(now, from, nonce, sent_at),
@@ -472,16 +490,29 @@ impl Node {
         self.outbox.push_back((dst, buf));
     }
 
+    /// Counts a datagram sent, once in its category: the node's own join, data (routed
+    /// messages, acknowledgements, reports), others' joins, or maintenance.
     fn count_sent(&mut self, ty: MessageType, len: usize) {
         let st = &mut self.stats;
         st.sent_by_type[ty as usize] += 1;
         st.bytes_by_type[ty as usize] += len as u64;
         st.datagrams_out += 1;
         st.bytes_out += len as u64;
+        let data = matches!(
+            ty,
+            MessageType::Routed
+                | MessageType::Ack
+                | MessageType::Undeliverable
+                | MessageType::DeliveryAck
+        );
+        let others_join = matches!(ty, MessageType::JoinRequest | MessageType::JoinReply);
         if self.phase == Phase::Joining || self.join_accounting {
             st.sent_while_joining += 1;
             st.joining_by_type[ty as usize] += 1;
             st.bytes_while_joining += len as u64;
+        } else if !data && !others_join {
+            st.maint_msgs += 1;
+            st.maint_bytes += len as u64;
         }
     }
 
@@ -531,6 +562,7 @@ impl Node {
         }
     }
 
+    /// Keeps lists from bringing `id` back for `ttl` (an existing longer tombstone stays).
     fn tombstone(&mut self, now: Instant, id: Id, ttl: Duration) {
         if self.tombstones.len() >= 4096 {
             self.tombstones.retain(|_, &mut until| until > now);
@@ -538,35 +570,12 @@ impl Node {
                 return;
             }
         }
-        self.tombstones.insert(id, now + ttl);
+        let until = self.tombstones.entry(id).or_insert(now + ttl);
+        *until = (*until).max(now + ttl);
     }
 
-    /// Something arrived directly from `h`: it is alive. Refresh it, and take it into the tables
-    /// where it belongs (direct contact is the only way into the leaf set).
-    fn heard_from(&mut self, now: Instant, h: NodeHandle) {
-        self.tombstones.remove(&h.id);
-        self.refresh(now, h.id);
-        // Fast path: a peer already in the tables, at the same address, that the leaf set would
-        // not take in now (the common case for every datagram of a busy node).
-        if self.peers.contains_key(&h.id)
-            && !self.leaf.would_accept(h.id)
-            && self.rt.find(h.id).is_none_or(|e| e.node.addr == h.addr)
-        {
-            return;
-        }
-        let rtt = self.peers.get(&h.id).map_or(UNMEASURED, |p| p.srtt);
-        self.consider(now, h, rtt);
-    }
-
-    /// `id` showed signs of life.
-    fn refresh(&mut self, now: Instant, id: Id) {
-        if let Some(p) = self.peers.get_mut(&id) {
-            p.last_heard = now;
-            p.suspect = false;
-        }
-    }
-
-    /// Offers a node known to be alive to every table.
+    /// Offers a node that proved its address to every table (called only by the admission
+    /// function, [`Node::learn`]).
     fn consider(&mut self, now: Instant, h: NodeHandle, rtt: u32) {
         if h.id == self.me.id {
             return;
@@ -608,12 +617,9 @@ impl Node {
             }
         }
         if kept {
-            self.peers.entry(h.id).or_insert(Peer {
-                srtt: rtt,
-                rttvar: rtt / 2,
-                last_heard: now,
-                suspect: false,
-            });
+            self.peers
+                .entry(h.id)
+                .or_insert_with(|| Node::new_peer(now, h, rtt));
         }
     }
 

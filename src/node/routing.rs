@@ -626,13 +626,7 @@ impl Node {
         if safe {
             let mut all: Vec<NodeHandle> = self.leaf.members().copied().collect();
             all.retain(|h| key.closer_to(h.id, self.me.id));
-            all.sort_by(|a, b| {
-                if key.closer_to(a.id, b.id) {
-                    core::cmp::Ordering::Less
-                } else {
-                    core::cmp::Ordering::Greater
-                }
-            });
+            all.sort_by(|a, b| key.cmp_closeness(a.id, b.id));
             all.truncate(num);
             return all;
         }

@@ -151,9 +151,40 @@ pub struct Sim {
     recorded: Option<Vec<(NodeIdx, Event)>>,
     digest: FxHasher,
     buf: Vec<u8>,
+    tap: Option<Tap>,
     /// Aggregated results.
     pub report: Report,
 }
+
+/// A datagram seen by a [`Sim::set_tap`] observer.
+#[derive(Debug)]
+pub enum Tapped<'a> {
+    /// Handed to node `to`.
+    Received {
+        /// Virtual time.
+        at: Instant,
+        /// The receiver.
+        to: NodeIdx,
+        /// The sender's address.
+        from: SocketAddr,
+        /// The datagram.
+        data: &'a [u8],
+    },
+    /// Dropped by the simulated network (loss).
+    Lost {
+        /// Virtual time it was sent.
+        at: Instant,
+        /// The sender.
+        from: NodeIdx,
+        /// The intended receiver.
+        to: NodeIdx,
+        /// The datagram.
+        data: &'a [u8],
+    },
+}
+
+/// An observer of every datagram (see [`Sim::set_tap`]).
+type Tap = Box<dyn FnMut(Tapped<'_>)>;
 
 impl core::fmt::Debug for Sim {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -209,6 +240,7 @@ impl Sim {
             recorded: None,
             digest: FxHasher::default(),
             buf: Vec::new(),
+            tap: None,
             report: Report {
                 latency_us: Histogram::with_width(LATENCY_BUCKET_US),
                 ..Report::default()
@@ -470,6 +502,14 @@ impl Sim {
         };
         let f = self.cfg.faults;
         if self.rng.chance(f.loss) {
+            if let Some(tap) = self.tap.as_mut() {
+                tap(Tapped::Lost {
+                    at: self.now,
+                    from,
+                    to,
+                    data,
+                });
+            }
             self.report.dropped += 1;
             return;
         }
@@ -495,6 +535,12 @@ impl Sim {
                 },
             );
         }
+    }
+
+    /// Shows every datagram received or lost to `tap` (for tests that count traffic, and for
+    /// tracing a protocol exchange while debugging).
+    pub fn set_tap(&mut self, tap: impl FnMut(Tapped<'_>) + 'static) {
+        self.tap = Some(Box::new(tap));
     }
 
     /// Starts keeping a copy of every application event (see [`Sim::take_events`]).
@@ -595,6 +641,14 @@ impl Sim {
                 self.digest.write_u64(now.as_micros());
                 self.digest.write_u32(to.0);
                 self.digest.write(&data);
+                if let Some(tap) = self.tap.as_mut() {
+                    tap(Tapped::Received {
+                        at: now,
+                        to,
+                        from,
+                        data: &data,
+                    });
+                }
                 n.handle_datagram(now, from, &data);
                 self.report.events += 1;
                 self.pump(to);

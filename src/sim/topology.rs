@@ -12,7 +12,14 @@ pub enum Topology {
     Plane,
     /// A sphere; the antipode is 150 ms one way.
     Sphere,
+    /// One host's loopback: every pair 10 µs one way (no proximity to exploit). With
+    /// [`Faults::jitter`](super::Faults) of about 200 µs this has the timing of many nodes in one
+    /// process on real sockets, where datagrams overtake each other and joins race.
+    Loopback,
 }
+
+/// One-way latency of [`Topology::Loopback`], µs.
+pub(crate) const LOOPBACK_US: u64 = 10;
 
 /// A node's position.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -25,7 +32,9 @@ impl Topology {
     /// A random position.
     pub fn place(self, rng: &mut Rng) -> Point {
         match self {
-            Topology::Plane => Point([rng.unit_f64() * 1000.0, rng.unit_f64() * 1000.0, 0.0]),
+            Topology::Plane | Topology::Loopback => {
+                Point([rng.unit_f64() * 1000.0, rng.unit_f64() * 1000.0, 0.0])
+            }
             Topology::Sphere => {
                 // Uniform on the unit sphere (Marsaglia).
                 loop {
@@ -42,6 +51,9 @@ impl Topology {
 
     /// One-way latency between two positions.
     pub fn latency(self, p: Point, q: Point) -> Duration {
+        if self == Topology::Loopback {
+            return Duration(LOOPBACK_US);
+        }
         let d2: f64 = (0..3).map(|i| (p.0[i] - q.0[i]).powi(2)).sum();
         let us = match self {
             Topology::Plane => d2.sqrt() * 100.0,
@@ -50,6 +62,7 @@ impl Topology {
                 let angle = 2.0 * (chord / 2.0).asin();
                 angle / core::f64::consts::PI * 150_000.0
             }
+            Topology::Loopback => 0.0,
         };
         Duration((us + FLOOR_US) as u64)
     }

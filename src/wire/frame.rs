@@ -11,8 +11,10 @@ use crate::id::Id;
 
 /// The two magic bytes that open every frame: `"Py"`.
 pub const MAGIC: [u8; 2] = *b"Py";
-/// The protocol version this crate speaks.
-pub const VERSION: u8 = 1;
+/// The protocol version this crate speaks. Version 2 (admission on proof): `LeafSetRequest`
+/// carries the sender's leaf set (a symmetric exchange), `LeafSetReply` says whether the replier
+/// has validated the requester (`admitted`), and `Ping` whether its sender is active.
+pub const VERSION: u8 = 2;
 /// Header length: magic, version, type, network id, sender id.
 pub const HEADER_LEN: usize = 24;
 /// Trailer length: the crc32.
@@ -318,14 +320,14 @@ mod tests {
     #[rustfmt::skip]
     const PING: [u8; 44] = [
         b'P', b'y',                                     // magic
-        0x01,                                           // version
+        0x02,                                           // version
         0x07,                                           // type: Ping
         0xde, 0xad, 0xbe, 0xef,                         // network
         0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, // sender
         0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
         0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, // body: nonce
         0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, //       sent_at
-        0x66, 0xc6, 0x65, 0x30,                         // crc32
+        0x2b, 0x2e, 0x65, 0x57,                         // crc32
     ];
     const SENDER: Id = Id(0x0001_0203_0405_0607_0809_0a0b_0c0d_0e0f);
 
@@ -342,12 +344,12 @@ mod tests {
     #[test]
     fn deconstruct() {
         let frame = Frame::new_checked(&PING[..]).unwrap();
-        assert_eq!(frame.version(), 1);
+        assert_eq!(frame.version(), VERSION);
         assert_eq!(frame.msg_type(), MessageType::Ping);
         assert_eq!(frame.network(), 0xdead_beef);
         assert_eq!(frame.sender(), SENDER);
         assert_eq!(frame.body(), &PING[24..40]);
-        assert_eq!(frame.checksum(), 0x66c6_6530);
+        assert_eq!(frame.checksum(), 0x2b2e_6557);
         assert!(frame.verify_checksum());
         assert_eq!(
             frame.header(),
@@ -408,10 +410,15 @@ mod tests {
     #[test]
     fn error_unsupported_version() {
         let mut f = PING;
-        f[2] = 2;
+        f[2] = 1;
         assert_eq!(
             Frame::new_checked(&f[..]).unwrap_err(),
-            DecodeError::UnsupportedVersion(2)
+            DecodeError::UnsupportedVersion(1)
+        );
+        f[2] = 3;
+        assert_eq!(
+            Frame::new_checked(&f[..]).unwrap_err(),
+            DecodeError::UnsupportedVersion(3)
         );
         f[2] = 0;
         assert_eq!(

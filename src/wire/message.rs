@@ -136,10 +136,15 @@ pub enum Message {
         neighbors: Vec<NodeHandle>,
     },
     /// Asks the receiver for its leaf set; also announces the sender (a newcomer sends this to
-    /// every member of its leaf set to become active).
+    /// every member of its leaf set to become active). Carries the sender's own leaf set, so an
+    /// exchange teaches both sides (MSPastry's leaf-set probes). A receiver that has not yet
+    /// validated the sender's address answers first with a `Ping` of its own and sends the
+    /// reply only once the `Pong` has come back.
     LeafSetRequest {
         /// Echoed in the reply.
         nonce: u64,
+        /// The sender's leaf set members (both sides, without the sender itself).
+        leaf_set: Vec<NodeHandle>,
     },
     /// The receiver's leaf set, answering a `LeafSetRequest`.
     LeafSetReply {
@@ -147,6 +152,10 @@ pub enum Message {
         nonce: u64,
         /// Whether the sender is active (may deliver).
         active: bool,
+        /// Whether the sender has validated the requester's address (so holds it in every
+        /// table that wants it). A joiner counts a leaf's answer as confirmation only with this
+        /// set; without it (two nodes meeting at once) it asks again.
+        admitted: bool,
         /// Its leaf set members (both sides, without the sender itself).
         leaf_set: Vec<NodeHandle>,
     },
@@ -166,6 +175,10 @@ pub enum Message {
         nonce: u64,
         /// The sender's clock when sent, µs, echoed so the sender computes the RTT statelessly.
         sent_at: u64,
+        /// Whether the sender is active. A joining node pings before it may be anyone's
+        /// neighbour; an active one that pings a node which does not hold it (which declared it
+        /// failed, say) is probed back and so may prove itself again.
+        active: bool,
     },
     /// The answer to a `Ping`.
     Pong {
@@ -565,14 +578,20 @@ impl Message {
                     neighbors,
                 }
             }
-            MessageType::LeafSetRequest => Message::LeafSetRequest { nonce: r.u64()? },
+            MessageType::LeafSetRequest => {
+                let nonce = r.u64()?;
+                let leaf_set = r.handles()?;
+                Message::LeafSetRequest { nonce, leaf_set }
+            }
             MessageType::LeafSetReply => {
                 let nonce = r.u64()?;
                 let active = r.bool()?;
+                let admitted = r.bool()?;
                 let leaf_set = r.handles()?;
                 Message::LeafSetReply {
                     nonce,
                     active,
+                    admitted,
                     leaf_set,
                 }
             }
@@ -581,7 +600,12 @@ impl Message {
             MessageType::Ping => {
                 let nonce = r.u64()?;
                 let sent_at = r.u64()?;
-                Message::Ping { nonce, sent_at }
+                let active = r.bool()?;
+                Message::Ping {
+                    nonce,
+                    sent_at,
+                    active,
+                }
             }
             MessageType::Pong => {
                 let nonce = r.u64()?;
@@ -642,11 +666,12 @@ impl Message {
                 neighbors,
                 ..
             } => 8 + 1 + rows_len(rows) + list_len(leaf_set) + list_len(neighbors),
-            Message::LeafSetRequest { .. } => 8,
-            Message::LeafSetReply { leaf_set, .. } => 8 + 1 + list_len(leaf_set),
+            Message::LeafSetRequest { leaf_set, .. } => 8 + list_len(leaf_set),
+            Message::LeafSetReply { leaf_set, .. } => 8 + 1 + 1 + list_len(leaf_set),
             Message::RowRequest { .. } => 1,
             Message::RowReply { row } => row_len(row),
-            Message::Ping { .. } | Message::Pong { .. } => 8 + 8,
+            Message::Ping { .. } => 8 + 8 + 1,
+            Message::Pong { .. } => 8 + 8,
             Message::Routed {
                 source, payload, ..
             } => 8 + size::ID + handle_len(source) + 1 + 1 + 4 + capped_payload(payload).len(),
@@ -700,19 +725,33 @@ impl Message {
                 w.handles(leaf_set);
                 w.handles(neighbors);
             }
-            Message::LeafSetRequest { nonce } => w.u64(*nonce),
+            Message::LeafSetRequest { nonce, leaf_set } => {
+                w.u64(*nonce);
+                w.handles(leaf_set);
+            }
             Message::LeafSetReply {
                 nonce,
                 active,
+                admitted,
                 leaf_set,
             } => {
                 w.u64(*nonce);
                 w.u8(u8::from(*active));
+                w.u8(u8::from(*admitted));
                 w.handles(leaf_set);
             }
             Message::RowRequest { row } => w.u8(*row),
             Message::RowReply { row } => w.row(row),
-            Message::Ping { nonce, sent_at } | Message::Pong { nonce, sent_at } => {
+            Message::Ping {
+                nonce,
+                sent_at,
+                active,
+            } => {
+                w.u64(*nonce);
+                w.u64(*sent_at);
+                w.u8(u8::from(*active));
+            }
+            Message::Pong { nonce, sent_at } => {
                 w.u64(*nonce);
                 w.u64(*sent_at);
             }
@@ -765,7 +804,7 @@ impl Message {
 /// use pastry::Id;
 ///
 /// let mut out = Vec::new();
-/// let ping = Message::Ping { nonce: 7, sent_at: 1_000 };
+/// let ping = Message::Ping { nonce: 7, sent_at: 1_000, active: true };
 /// encode(42, Id(1), &ping, &mut out);
 /// let (header, msg) = decode(&out).unwrap();
 /// assert_eq!((header.network, header.sender, msg), (42, Id(1), ping));
@@ -810,27 +849,29 @@ mod tests {
     /// A Ping frame. Every crc in these fixtures was computed independently (Python's
     /// `zlib.crc32`), not by this crate.
     #[rustfmt::skip]
-    const PING: [u8; 44] = [
-        b'P', b'y', 0x01, 0x07,                         // magic, version, type: Ping
+    const PING: [u8; 45] = [
+        b'P', b'y', 0x02, 0x07,                         // magic, version, type: Ping
         0x00, 0x00, 0x00, 0x2a,                         // network
         0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, // sender
         0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf,
         0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, // nonce
         0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // sent_at
-        0xcc, 0x4e, 0x88, 0xf8,                         // crc32
+        0x01,                                           // active
+        0xc5, 0x34, 0xf7, 0x46,                         // crc32
     ];
 
     fn ping() -> Message {
         Message::Ping {
             nonce: 0x0102_0304_0506_0708,
             sent_at: 0x1122_3344_5566_7788,
+            active: true,
         }
     }
 
     /// A Routed frame: an IPv4 source, the DIRECT flag and a 5-byte payload.
     #[rustfmt::skip]
     const ROUTED: [u8; 86] = [
-        b'P', b'y', 0x01, 0x09,                         // magic, version, type: Routed
+        b'P', b'y', 0x02, 0x09,                         // magic, version, type: Routed
         0x00, 0x00, 0x00, 0x2a,                         // network
         0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, // sender
         0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf,
@@ -846,7 +887,7 @@ mod tests {
         0x01,                                           // flags: DIRECT
         0x00, 0x00, 0x00, 0x05,                         // payload_len
         b'h', b'e', b'l', b'l', b'o',                   // payload
-        0x08, 0x3f, 0x04, 0xcb,                         // crc32
+        0x2c, 0x57, 0xac, 0xf4,                         // crc32
     ];
 
     fn routed() -> Message {
@@ -863,7 +904,7 @@ mod tests {
     /// A JoinReply frame: one row with one IPv6 entry, a one-entry leaf set, no neighbours.
     #[rustfmt::skip]
     const JOIN_REPLY: [u8; 103] = [
-        b'P', b'y', 0x01, 0x02,                         // magic, version, type: JoinReply
+        b'P', b'y', 0x02, 0x02,                         // magic, version, type: JoinReply
         0x00, 0x00, 0x00, 0x2a,                         // network
         0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, // sender
         0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf,
@@ -885,7 +926,7 @@ mod tests {
         0xc0, 0xa8, 0x01, 0x02,                         //   192.168.1.2
         0x00, 0x50,                                     //   port 80
         0x00, 0x00,                                     // neighbors: count
-        0x63, 0xca, 0xed, 0x38,                         // crc32
+        0xfd, 0x14, 0x02, 0x0b,                         // crc32
     ];
 
     fn join_reply() -> Message {
@@ -940,7 +981,7 @@ mod tests {
         let f = Frame::new_checked(&PING[..]).unwrap();
         assert_eq!(f.header(), header(MessageType::Ping));
         assert_eq!(f.body()[..8], 0x0102_0304_0506_0708u64.to_be_bytes());
-        assert_eq!(f.checksum(), 0xcc4e_88f8);
+        assert_eq!(f.checksum(), 0xc534_f746);
 
         let f = Frame::new_checked(&ROUTED[..]).unwrap();
         assert_eq!(f.header(), header(MessageType::Routed));
@@ -1066,15 +1107,24 @@ mod tests {
                 leaf_set: vec![b],
                 neighbors: vec![a, b],
             },
-            Message::LeafSetRequest { nonce: 5 },
+            Message::LeafSetRequest {
+                nonce: 5,
+                leaf_set: vec![],
+            },
+            Message::LeafSetRequest {
+                nonce: 5,
+                leaf_set: full(3),
+            },
             Message::LeafSetReply {
                 nonce: 6,
                 active: true,
+                admitted: false,
                 leaf_set: vec![],
             },
             Message::LeafSetReply {
                 nonce: 6,
                 active: false,
+                admitted: true,
                 leaf_set: full(1),
             },
             Message::RowRequest { row: 0 },
@@ -1375,16 +1425,20 @@ mod tests {
         let msg = Message::LeafSetReply {
             nonce: 1,
             active: true,
+            admitted: true,
             leaf_set: vec![],
         };
-        let mut b = body(&encoded(&msg)).to_vec();
-        assert_eq!(b[8], 1);
-        for active in [2, 0x80, 0xff] {
-            b[8] = active;
-            assert_eq!(
-                decode_body(MessageType::LeafSetReply, &b),
-                Err(DecodeError::BadBool)
-            );
+        let body = body(&encoded(&msg)).to_vec();
+        for at in [8, 9] {
+            let mut b = body.clone();
+            assert_eq!(b[at], 1);
+            for bad in [2, 0x80, 0xff] {
+                b[at] = bad;
+                assert_eq!(
+                    decode_body(MessageType::LeafSetReply, &b),
+                    Err(DecodeError::BadBool)
+                );
+            }
         }
     }
 
