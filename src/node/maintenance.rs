@@ -127,10 +127,12 @@ impl Node {
         }
         let pns = matches!(from, Offered::Row { pns: true });
         if leaf_gap {
-            // A would-be leaf gets a leaf-set request: it names our other neighbours, and it
-            // announces us, so the new neighbour learns of us as we learn of it (leaf sets stay
-            // symmetric). Before the join's root has answered, a joiner only pings.
-            let kind = if self.may_announce() {
+            // A would-be leaf named by a neighbour gets a leaf-set request: it names our other
+            // neighbours, and it announces us, so the new neighbour learns of us as we learn of
+            // it (leaf sets stay symmetric). A stranger that contacted us knows us already and
+            // gets a small ping (its address is unproven: no list goes there). Before the
+            // join's root has answered, a joiner only pings.
+            let kind = if self.may_announce() && from != Offered::Contact {
                 ProbeKind::LeafSet
             } else {
                 ProbeKind::Ping

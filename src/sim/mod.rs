@@ -8,6 +8,7 @@
 //! nothing here touches a socket.
 
 mod churn;
+mod cluster;
 mod measure;
 mod oracle;
 mod report;
@@ -19,6 +20,7 @@ use std::collections::BinaryHeap;
 
 use bytes::Bytes;
 
+pub use cluster::{cluster_addr, Cluster, Datagram};
 pub use oracle::Oracle;
 pub use report::{Histogram, Report, Summary};
 pub use topology::{Point, Topology};
