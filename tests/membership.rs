@@ -89,25 +89,40 @@ fn trace(s: &mut Sim, prefixes: &'static [&'static str]) {
     });
 }
 
-#[test]
-fn concurrent_joins_converge_on_loopback_timing() {
-    // 64 nodes joining at once, 40 seeds: all join, and every leaf set equals the oracle's soon
-    // after the last join, even with 5% loss (retries, challenge retransmissions, re-asks).
+/// 64 nodes joining at once, over `seeds`: all join within 2 minutes, and every leaf set equals
+/// the oracle's within `limit` of the last join. Returns the worst time to converge.
+fn joins_converge(seeds: core::ops::Range<u64>, loss: f64, limit: Duration) -> Duration {
     let mut failures = Vec::new();
     let mut worst = Duration::ZERO;
-    for seed in 0..40 {
-        let (mut s, _all) = concurrent_joins(seed, 64, 0.05);
+    for seed in seeds {
+        let (mut s, _all) = concurrent_joins(seed, 64, loss);
         if until_all_joined(&mut s, 64, Duration::from_secs(120)).is_none() {
             failures.push((seed, "joins", s.report.joined));
             continue;
         }
-        match until_converged(&mut s, Duration::from_secs(10)) {
+        match until_converged(&mut s, limit) {
             Some(d) => worst = worst.max(d),
             None => failures.push((seed, "leaf sets", s.wrong_leaf_sets().len() as u64)),
         }
     }
-    println!("worst convergence after the last join: {worst:?}");
     assert!(failures.is_empty(), "{failures:?}");
+    worst
+}
+
+#[test]
+fn concurrent_joins_converge_on_loopback_timing() {
+    // Seen on real sockets: 2 runs in 20 left a leaf set missing its neighbours for good.
+    let worst = joins_converge(0..40, 0.0, Duration::from_secs(2));
+    println!("no loss: worst convergence after the last join {worst:?}");
+}
+
+#[test]
+fn concurrent_joins_converge_under_loss() {
+    // With 5% loss a live neighbour is now and then declared failed (all of a probe's datagrams
+    // lost); it pings us at its next leaf tick (within two probe periods of its activation, as
+    // ticks are jittered) and proves itself again.
+    let worst = joins_converge(0..40, 0.05, Duration::from_secs(45));
+    println!("5% loss: worst convergence after the last join {worst:?}");
 }
 
 #[test]
@@ -157,4 +172,77 @@ fn graceful_leaves_a_millisecond_apart_leave_no_trace() {
             "seed {seed}: leaf sets not repaired"
         );
     }
+}
+
+#[test]
+#[ignore]
+fn diag_churn() {
+    let mut s = Sim::new(SimConfig {
+        seed: 3,
+        ..SimConfig::default()
+    });
+    s.grow(300, Duration::from_millis(20));
+    s.run_for(Duration::from_secs(30));
+    let until = s.now() + Duration::from_secs(200);
+    s.start_churn(Duration::from_secs(84), 0.0, until);
+    s.run_for(Duration::from_secs(200));
+    println!("{:?}", s.report);
+    let mut k = 0;
+    for i in s.live() {
+        let n = s.node(i).unwrap();
+        if !n.is_active() && k < 6 {
+            k += 1;
+            println!("{n:?}");
+        }
+    }
+}
+
+#[test]
+#[ignore]
+fn diag() {
+    let (mut s, _) = concurrent_joins(5, 64, 0.05);
+    trace(&mut s, &["991d02", "9a2211"]);
+    until_all_joined(&mut s, 64, Duration::from_secs(120));
+    s.run_for(Duration::from_secs(90));
+    for i in s.wrong_leaf_sets() {
+        let n = s.node(i).unwrap();
+        let (cw, ccw) = s.oracle().leaf_sides(n.id(), n.leaf_set().half());
+        let hex = |v: Vec<pastry::Id>| {
+            v.iter()
+                .map(|x| x.to_hex()[..6].to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "{i:?} {}\n cw  {}\n got {}\n ccw {}\n got {}",
+            n.id(),
+            hex(cw),
+            hex(n.leaf_set().cw_side().iter().map(|h| h.id).collect()),
+            hex(ccw),
+            hex(n.leaf_set().ccw_side().iter().map(|h| h.id).collect())
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn diag_churn_join() {
+    let mut s = Sim::new(SimConfig {
+        seed: 3,
+        ..SimConfig::default()
+    });
+    s.grow(300, Duration::from_millis(20));
+    s.run_for(Duration::from_secs(30));
+    let until = s.now() + Duration::from_secs(200);
+    s.start_churn(Duration::from_secs(84), 0.0, until);
+    s.run_for(Duration::from_secs(60));
+    let x = s.add_node(Some(pastry::Id(0xabcdef << 104)));
+    trace(&mut s, &["abcdef"]);
+    let b = s.random_active();
+    s.start(x, b);
+    let t0 = s.now();
+    while !s.is_active(x) && s.now() - t0 < Duration::from_secs(60) {
+        s.run_for(Duration::from_millis(100));
+    }
+    println!("took {:?} {:?}", s.now() - t0, s.node(x));
 }

@@ -312,10 +312,10 @@ impl Node {
             return;
         }
         if let Some(root) = self.join.root {
-            let answered = self.leaf.contains(root.id) || !self.leaf.would_accept(root.id);
-            if !answered && !self.maint.probes.contains_key(&root.id) {
-                // The root's reply came, but the root never answered our probe: without it our
-                // leaf set may miss the closest node of all (even be empty). Start over.
+            if self.leaf.is_empty() && !self.maint.probes.contains_key(&root.id) {
+                // The root's reply came, but the root never answered our probe and nobody else
+                // did either: activating now would make us the whole overlay. Start over (we
+                // are in nobody's tables, so nobody routes joins to us meanwhile).
                 self.join.root_replied = false;
                 self.join.root = None;
                 self.join.awaiting.clear();

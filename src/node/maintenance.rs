@@ -29,7 +29,7 @@ const CANDIDATE_RETRIES: u32 = 1;
 /// finding every live neighbour, so a lost datagram or two must not hide one).
 const LEAF_CANDIDATE_RETRIES: u32 = 2;
 /// How long a candidate that never answered is not probed again because of a list.
-const CANDIDATE_TOMBSTONE: Duration = Duration::from_secs(5);
+const CANDIDATE_TOMBSTONE: Duration = Duration::from_secs(20);
 
 /// A round-trip time in µs, saturated to fit the tables' `u32`.
 fn rtt_us(d: Duration) -> u32 {
@@ -82,6 +82,11 @@ pub(super) struct Probe {
     sent_at: Instant,
     /// When the first transmission left.
     started: Instant,
+    /// Something arrived from the target's address meanwhile (it is there, but this exchange's
+    /// datagrams are being lost): on running out of retries it gets one more round.
+    heard: bool,
+    /// It had that one more round already.
+    rearmed: bool,
     deadline: Instant,
     /// A leaf-set request of the target's to answer once the probe is answered.
     deferred: Option<Box<Deferred>>,
@@ -173,6 +178,8 @@ impl Node {
                 retries: retries.min(self.cfg.probe_retries),
                 sent_at: now,
                 started: now,
+                heard: false,
+                rearmed: false,
                 deadline,
                 deferred: None,
             },
@@ -196,6 +203,15 @@ impl Node {
         self.send(h.addr, &msg);
     }
 
+    /// A datagram came from `from`: if we are probing it at that address, it is there.
+    pub(super) fn probe_heard(&mut self, from: NodeHandle) {
+        if let Some(p) = self.maint.probes.get_mut(&from.id) {
+            if p.handle.addr == from.addr {
+                p.heard = true;
+            }
+        }
+    }
+
     pub(super) fn cancel_probe(&mut self, id: Id) {
         self.maint.probes.remove(&id);
     }
@@ -205,6 +221,19 @@ impl Node {
             return;
         };
         let (handle, kind, nonce) = (p.handle, p.kind, p.nonce);
+        if p.attempts > p.retries && p.heard && !p.rearmed {
+            // It is there: give the exchange one more round rather than declaring it failed.
+            let deadline = now + self.rto(id, 1);
+            if let Some(q) = self.maint.probes.get_mut(&id) {
+                q.attempts = 1;
+                q.rearmed = true;
+                q.deadline = deadline;
+                q.sent_at = now;
+            }
+            self.timers.set(deadline, Timer::Probe(id));
+            self.send_probe(now, handle, kind, nonce);
+            return;
+        }
         if p.deadline != at {
             return;
         }
@@ -220,13 +249,10 @@ impl Node {
                 self.peer_failed(now, id);
             } else {
                 // A candidate that never answered: keep stale lists from offering it again for
-                // a little while (briefly: on a lossy path it may well be alive). Not a would-be
-                // leaf: there a lost datagram or two must not hide a live neighbour, and only
-                // our own requests bring lists, so re-offers stay bounded.
-                if !self.leaf.would_accept(id) {
-                    let ttl = CANDIDATE_TOMBSTONE.min(self.cfg.tombstone_ttl);
-                    self.tombstone(now, id, ttl);
-                }
+                // a little while (briefly: on a lossy path it may well be alive; it may also
+                // prove itself sooner by contacting us).
+                let ttl = CANDIDATE_TOMBSTONE.min(self.cfg.tombstone_ttl);
+                self.tombstone(now, id, ttl);
                 self.peers.remove(&id);
                 self.join_check_complete(now);
             }
@@ -352,7 +378,9 @@ impl Node {
         let msg = Message::LeafSetReply {
             nonce,
             active: self.phase == Phase::Active,
-            admitted: self.validated(to),
+            // Taken in, or no room for it in our leaf set anyway (closer nodes fill that side:
+            // its own view is missing them, and our list shows them).
+            admitted: self.validated(to) || !self.leaf.would_accept(to.id),
             leaf_set,
         };
         self.send(to.addr, &msg);

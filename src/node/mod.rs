@@ -370,6 +370,7 @@ impl Node {
             return;
         }
         let sender = NodeHandle::new(hdr.sender, from);
+        self.probe_heard(sender);
         match msg {
             // A joiner is not part of the overlay yet; a leaver no longer is; a pong is judged
             // by the probe it answers; a leaf-set request by its own challenge.

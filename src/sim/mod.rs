@@ -245,6 +245,7 @@ impl Sim {
             tap: None,
             report: Report {
                 latency_us: Histogram::with_width(LATENCY_BUCKET_US),
+                join_time_us: Histogram::with_width(LATENCY_BUCKET_US),
                 ..Report::default()
             },
         }
@@ -564,6 +565,8 @@ impl Sim {
         }
         match ev {
             Event::Joined => {
+                let took = self.now - self.slots[i.0 as usize].started;
+                self.report.join_time_us.add(took.as_micros());
                 self.slots[i.0 as usize].in_oracle = true;
                 self.oracle.insert(node.id());
                 self.report.joined += 1;

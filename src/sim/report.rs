@@ -76,6 +76,8 @@ pub struct Report {
     pub joined: u64,
     /// Joins that gave up.
     pub join_failed: u64,
+    /// Time from a node's start to its activation, µs.
+    pub join_time_us: Histogram,
     /// Nodes crashed.
     pub crashed: u64,
     /// Nodes that left gracefully.
@@ -211,6 +213,13 @@ impl Report {
             self.latency_us.quantile(0.99) as f64 / 1e3,
             self.stretch_mean(),
             self.stretch_of_sums()
+        );
+        let _ = writeln!(
+            o,
+            "  joins        time to active p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            self.join_time_us.quantile(0.5) as f64 / 1e3,
+            self.join_time_us.quantile(0.99) as f64 / 1e3,
+            self.join_time_us.max() as f64 / 1e3
         );
         let _ = writeln!(o, "  tables       routing table {:.1}% of a perfect table, {:.1} entries mean; {} leaf sets differ from the oracle", s.rt_fill * 100.0, s.rt_entries_mean, s.wrong_leaf_sets);
         let per = |x: u64| {

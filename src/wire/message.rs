@@ -153,8 +153,9 @@ pub enum Message {
         /// Whether the sender is active (may deliver).
         active: bool,
         /// Whether the sender has validated the requester's address (so holds it in every
-        /// table that wants it). A joiner counts a leaf's answer as confirmation only with this
-        /// set; without it (two nodes meeting at once) it asks again.
+        /// table that wants it), or would not take it into its leaf set anyway. A joiner counts
+        /// a leaf's answer as confirmation only with this set; without it (two nodes meeting at
+        /// once) it asks again.
         admitted: bool,
         /// Its leaf set members (both sides, without the sender itself).
         leaf_set: Vec<NodeHandle>,
