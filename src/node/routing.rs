@@ -18,7 +18,7 @@ use crate::wire::{undeliverable_reason, Message, MessageType, RoutedFlags};
 /// How many recent hop transmissions / deliveries are remembered for duplicate suppression.
 const SEEN_CAP: usize = 4096;
 /// Unanswered transmissions of one hop after which its target is suspected and avoided.
-const SUSPECT_AFTER: u32 = 2;
+const SUSPECT_AFTER: u32 = 1;
 /// Messages held while the node is joining (it may be their root but may not deliver yet).
 const HELD_CAP: usize = 256;
 
