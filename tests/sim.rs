@@ -95,8 +95,13 @@ fn lossy_reordering_duplicating_network_loses_nothing_and_delivers_once() {
         jitter: Duration::from_millis(30),
     };
     let mut s = grown(3, 300, faults);
-    // Under loss, leaf sets converge through the periodic exchanges: give them two minutes more.
-    s.run_for(Duration::from_secs(120));
+    // Under loss a live leaf is now and then declared failed (every datagram of a probe lost)
+    // until it next pings us: leaf sets equal the oracle's at some moment within two minutes,
+    // not at every moment.
+    let end = s.now() + Duration::from_secs(120);
+    while (s.report.joined < 300 || !s.wrong_leaf_sets().is_empty()) && s.now() < end {
+        s.run_for(Duration::from_millis(500));
+    }
     assert_eq!(s.report.joined, 300, "{:?}", s.report);
     assert!(s.wrong_leaf_sets().is_empty());
     lookups(&mut s, 5000);

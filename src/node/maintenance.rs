@@ -9,6 +9,8 @@
 use super::membership::Learned;
 use super::timers::Timer;
 use super::{Node, Phase};
+use core::net::SocketAddr;
+
 use crate::id::{Id, NodeHandle};
 use crate::routing_table::UNMEASURED;
 use crate::time::{Duration, Instant};
@@ -104,11 +106,16 @@ pub(super) struct MaintState {
     exchange_every: u32,
     /// Outstanding probes, one per target.
     pub(super) probes: FxHashMap<Id, Probe>,
+    /// Nodes that recently pinged us as active members or asked for our leaf set: they hold us
+    /// in their leaf sets (maybe since a moment ago, before we hold them), so a graceful leave
+    /// tells them too. Bounded (see [`Node::note_holder`]).
+    pub(super) holders: FxHashMap<Id, (SocketAddr, Instant)>,
 }
 
 impl MaintState {
     pub(super) fn heap_bytes(&self) -> usize {
         self.probes.capacity() * (16 + core::mem::size_of::<Probe>() + 8)
+            + self.holders.capacity() * (16 + 40)
     }
 }
 
@@ -472,15 +479,41 @@ impl Node {
         }
     }
 
-    /// Leaves the overlay gracefully: tells the leaf set, then stops (no more timers, inputs
-    /// ignored). Pending messages are abandoned.
+    /// `from` probed us as a leaf-set member would (an active ping, a leaf-set request):
+    /// remember it, so a graceful leave reaches it even if we do not hold it.
+    pub(super) fn note_holder(&mut self, now: Instant, from: NodeHandle) {
+        let cap = 4 * self.cfg.leaf_set_size;
+        let holders = &mut self.maint.holders;
+        if holders.len() >= cap && !holders.contains_key(&from.id) {
+            let horizon = self.cfg.leaf_probe_period.saturating_mul(2 * FAR_FACTOR);
+            holders.retain(|_, (_, at)| *at + horizon > now);
+            if holders.len() >= cap {
+                return;
+            }
+        }
+        holders.insert(from.id, (from.addr, now));
+    }
+
+    /// Leaves the overlay gracefully: tells the leaf set, and every node that recently probed
+    /// us as its leaf (it may hold us though we do not hold it: a race with our departure),
+    /// then stops (no more timers, inputs ignored). Pending messages are abandoned.
     pub fn leave(&mut self, now: Instant) {
-        let _ = now;
         if self.phase == Phase::Stopped {
             return;
         }
         let members: Vec<NodeHandle> = self.leaf.members().copied().collect();
-        for h in &members {
+        let horizon = self.cfg.leaf_probe_period.saturating_mul(2 * FAR_FACTOR);
+        let mut told: Vec<NodeHandle> = members.clone();
+        let mut holders: Vec<NodeHandle> = self
+            .maint
+            .holders
+            .iter()
+            .filter(|(id, (_, at))| *at + horizon > now && !self.leaf.contains(**id))
+            .map(|(id, (addr, _))| NodeHandle::new(*id, *addr))
+            .collect();
+        holders.sort_by_key(|h| h.id);
+        told.extend(holders);
+        for h in &told {
             let list = members.iter().copied().filter(|m| m.id != h.id).collect();
             self.send(h.addr, &Message::Leave { leaf_set: list });
         }
@@ -539,6 +572,8 @@ impl Node {
             };
             self.maint.leaf_changed = false;
         }
+        let horizon = period.saturating_mul(2 * FAR_FACTOR);
+        self.maint.holders.retain(|_, (_, at)| *at + horizon > now);
         self.compact();
         let jitter = Duration(self.rng.below(period.as_micros() / 10 + 1));
         self.maint.leaf_tick_at = now + period + jitter;

@@ -6,7 +6,7 @@
 //! | how we learned of node T | [`Learned`] | what happens |
 //! |---|---|---|
 //! | T answered a probe of ours (a ping or leaf-set request with a fresh random nonce) with that nonce, from the probed address | `Answered` | T enters every table that wants it; a tombstone on T is lifted |
-//! | a datagram came from T's address claiming T's id (anyone can send one) | `Contact` | T known at that address: refreshed. T unknown: probed if a table wants it (even if tombstoned: only T's own answer can bring it back). T known at another address: ignored and counted, the incumbent address stays while it answers |
+//! | a datagram came from T's address claiming T's id (anyone can send one) | `Contact` | T known at that address: refreshed (and probed if it would now enter the leaf set, which takes only freshly proven nodes). T unknown: probed if a table wants it (even if tombstoned: only T's own answer can bring it back). T known at another address: ignored and counted, the incumbent address stays while it answers |
 //! | T was named in a list (join reply, leaf-set request or reply, row reply, leave) | `Listed` | probed if a table wants it and it is not tombstoned |
 //!
 //! So a table never holds a node whose address has not echoed one of our nonces, a known node's
@@ -86,11 +86,12 @@ impl Node {
             Some(p) if p.addr == h.addr => {
                 p.last_heard = now;
                 p.suspect = false;
-                // A validated peer the leaf set would take now (a closer member left): re-offer
-                // it (no probe needed, it is proven).
-                let srtt = p.srtt;
-                if self.leaf.would_accept(h.id) {
-                    self.consider(now, h, srtt);
+                // A peer we hold elsewhere (say, in the routing table) that the leaf set would
+                // take now (a closer member left): ask it for its leaf set first. Its answer is
+                // fresh proof it is still there (this datagram may be the last it sent before
+                // leaving) and announces us to it.
+                if self.leaf.would_accept(h.id) && self.may_announce() {
+                    self.probe(now, h, ProbeKind::LeafSet, true);
                 }
             }
             Some(_) => self.stats.addr_conflicts += 1,

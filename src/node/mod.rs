@@ -372,17 +372,19 @@ impl Node {
         let sender = NodeHandle::new(hdr.sender, from);
         self.probe_heard(sender);
         match msg {
-            // A joiner is not part of the overlay yet; a leaver no longer is; a pong is judged
-            // by the probe it answers; a leaf-set request by its own challenge.
-            Message::JoinRequest { .. }
-            | Message::Leave { .. }
-            | Message::Pong { .. }
-            | Message::LeafSetRequest { .. } => {}
+            // A leaf-set request is judged by its own challenge (its sender holds us, or is
+            // about to); a joiner is not part of the overlay yet; a leaver no longer is; a pong
+            // is judged by the probe it answers.
+            Message::LeafSetRequest { .. } => self.note_holder(now, sender),
+            Message::JoinRequest { .. } | Message::Leave { .. } | Message::Pong { .. } => {}
             // Joining nodes probe with pings: refresh known senders, but do not take new ones in
             // (a joiner must not become anyone's next hop before it has announced itself). An
             // active node that pings us holds us in its tables: if we do not hold it (we
             // declared it failed, say), it may prove itself again.
-            Message::Ping { active: true, .. } => self.learn(now, sender, Learned::Contact),
+            Message::Ping { active: true, .. } => {
+                self.note_holder(now, sender);
+                self.learn(now, sender, Learned::Contact)
+            }
             Message::Ping { .. } => self.refresh(now, sender),
             _ => self.learn(now, sender, Learned::Contact),
         }
@@ -706,6 +708,7 @@ impl Node {
         shrink_map(&mut self.peers);
         shrink_map(&mut self.tombstones);
         shrink_map(&mut self.maint.probes);
+        shrink_map(&mut self.maint.holders);
         self.routing.shrink();
         self.timers.shrink();
         if self.outbox.is_empty() {

@@ -245,7 +245,7 @@ impl Sim {
             tap: None,
             report: Report {
                 latency_us: Histogram::with_width(LATENCY_BUCKET_US),
-                join_time_us: Histogram::with_width(LATENCY_BUCKET_US),
+                join_time_us: Histogram::with_width(100 * LATENCY_BUCKET_US),
                 ..Report::default()
             },
         }
