@@ -35,7 +35,8 @@ pub(crate) fn histogram_cdf_ms(h: &Histogram) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Draws the hop distribution (`hops[h]` lookups took `h` hops) with a marker at `log16_n`,
+/// Draws the hop distribution (`hops[h]` lookups took `h` hops) with markers at its mean and at
+/// `log16_n`,
 /// beside the latency CDF, into the SVG file `path`.
 pub(crate) fn routes(
     path: &Path,
@@ -45,6 +46,8 @@ pub(crate) fn routes(
     latency_cdf_ms: &[(f64, f64)],
 ) -> Result<(), String> {
     let total: u64 = hops.iter().sum();
+    let weighted: u64 = hops.iter().enumerate().map(|(h, &c)| h as u64 * c).sum();
+    let mean = weighted as f64 / total.max(1) as f64;
     let bars = hops
         .iter()
         .enumerate()
@@ -59,7 +62,7 @@ pub(crate) fn routes(
                 x_label: "hops".into(),
                 y_label: "fraction of deliveries".into(),
                 bars,
-                markers: vec![(log16_n, "log16 N".into())],
+                markers: vec![(log16_n, "log16 N".into()), (mean, "mean".into())],
             }),
             Panel::Lines(LineChart {
                 title: "latency CDF".into(),

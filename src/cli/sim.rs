@@ -213,7 +213,11 @@ pub(crate) fn main(a: &SimArgs) -> Result<(), Failure> {
         report.node_bytes = rss;
     }
     if let Some(path) = &a.svg {
-        let title = format!("pastry sim: {nodes} nodes, {:?} topology", a.topology);
+        let topology = match a.topology {
+            TopologyArg::Sphere => "sphere",
+            TopologyArg::Plane => "plane",
+        };
+        let title = format!("pastry sim: {nodes} nodes, {topology} topology");
         let hops = report.hops.buckets();
         let cdf = super::figures::histogram_cdf_ms(&report.latency_us);
         super::figures::routes(path, &title, hops, (nodes as f64).log(16.0), &cdf)?;

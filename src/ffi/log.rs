@@ -7,7 +7,7 @@
 //!
 //! The Rust layers log through the `log` facade (targets `pastry::…`), so a Rust embedder sees
 //! the same events with `env_logger` or any `log` logger. This file bridges the two ways:
-//! - C logger installed: the first `pastry_set_logger` makes [`Bridge`] the process's `log`
+//! - C logger installed: the first `pastry_set_logger` makes a bridge the process's `log`
 //!   logger, which passes the library's records to the C logger (a C host has no other `log`
 //!   logger). If a Rust host installed its own first, that one keeps the runtime's records and
 //!   the C logger still gets the FFI layer's own messages directly.
