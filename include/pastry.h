@@ -426,6 +426,8 @@ typedef struct pastry_addr {
  *   (refused with `PASTRY_ERR_IN_CALLBACK`); messages logged from inside `log` are dropped.
  * - `max_level`: messages above this level are not formatted or passed (e.g.
  *   `PASTRY_LOG_INFO` passes errors, warnings and info).
+ * - Messages come from the C ABI layer and from the library's event loops (nodes joining,
+ *   leaf-set members joining, leaving or failing, undeliverable messages, dropped datagrams).
  * - `drop(userdata)` (may be NULL) runs exactly once, after the last `log` call has returned:
  *   when the logger is replaced or removed by `pastry_set_logger`.
  */

@@ -75,6 +75,8 @@ pub mod id;
 pub mod leafset;
 pub mod neighborhood;
 pub mod node;
+#[cfg(feature = "plot")]
+pub mod plot;
 pub mod rng;
 pub mod router;
 pub mod routing_table;

@@ -1,25 +1,87 @@
-//! Subcommands of the `pastry` binary and their shared argument parsing.
+//! Subcommands of the `pastry` binary and their command line (clap, derive).
 
 pub(crate) mod args;
+pub(crate) mod figures;
+pub(crate) mod logger;
+pub(crate) mod metrics;
 pub(crate) mod node;
+pub(crate) mod output;
 pub(crate) mod ring;
 pub(crate) mod sim;
+pub(crate) mod state;
+pub(crate) mod text;
 
-pub(crate) const USAGE: &str = "\
-usage: pastry [COMMAND] [OPTIONS]
+use std::process::ExitCode;
 
-commands:
-  ring   (default) a local overlay on loopback: joins N nodes, routes M messages to random keys,
-         checks every delivery against the numerically closest live node, prints a report
-         options: --nodes N (64) --messages M (10000) --json --window W (messages in flight, 64)
-                  --threads T (runtime threads, 1) --seed S
-  node   one node as a long-lived process (stops cleanly on SIGINT/SIGTERM with a graceful leave)
-         options: --listen ADDR --bootstrap ADDR (repeatable) --id HEX --network ID --b B
-                  --leaf L --probe-ms MS --rt-ms MS --join-timeout-ms MS --join-attempts N
-         stdin: route <hex key> <text> | leafset | table | stats | quit
-  sim    a discrete-event simulation (virtual clock, no sockets)
-         options: --nodes N (1000) --lookups M (10000) --b 4 --leaf 16 --loss P --dup P
-                  --jitter-ms T --churn-session SECS --fail F --topology sphere|plane
-                  --join-rate R (joins per virtual second) --seed S --json
-  help   this text
-";
+use clap::{Parser, Subcommand};
+
+/// An embeddable Pastry peer-to-peer overlay: a local overlay on loopback (the default), one
+/// long-lived node, or a discrete-event simulation.
+#[derive(Debug, Parser)]
+#[command(name = "pastry", version, propagate_version = true)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Options of `ring` when no command is given.
+    #[command(flatten)]
+    ring: ring::RingArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// (default) A local overlay on loopback: joins N nodes, routes M messages to random keys,
+    /// checks every delivery against the numerically closest live node, prints a report.
+    Ring(ring::RingArgs),
+    /// One node as a long-lived process, driven by a line protocol on stdin/stdout; stops
+    /// cleanly on SIGINT/SIGTERM with a graceful leave.
+    Node(node::NodeArgs),
+    /// A discrete-event simulation of a large overlay (virtual clock, no sockets).
+    Sim(sim::SimArgs),
+}
+
+/// A failure of a subcommand after its arguments were accepted (exit code 1).
+pub(crate) type Failure = String;
+
+/// Parses the command line and runs the subcommand. Exit codes: 0 success, 1 a failure of the
+/// run, 2 a usage error (clap's convention).
+pub(crate) fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Ring(a)) => ring::main(&a),
+        Some(Command::Node(a)) => node::main(&a),
+        Some(Command::Sim(a)) => sim::main(&a),
+        None => ring::main(&cli.ring),
+    };
+    logger::flush();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pastry: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bare_options_mean_ring() {
+        let c = Cli::try_parse_from(["pastry", "--nodes", "8"]).unwrap();
+        assert!(c.command.is_none());
+        assert_eq!(c.ring.nodes, 8);
+        let c = Cli::try_parse_from(["pastry", "sim", "--churn-session", "1.4m"]).unwrap();
+        let Some(Command::Sim(s)) = c.command else {
+            panic!("sim expected")
+        };
+        assert_eq!(s.churn_session, Some(std::time::Duration::from_secs(84)));
+    }
+}

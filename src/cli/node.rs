@@ -1,71 +1,287 @@
 //! `pastry node`: one node as a long-lived process.
 //!
-//! It logs joins and leaf-set changes to stderr and stops cleanly on SIGINT or SIGTERM (or the
-//! `quit` command) with a graceful leave. Stdin/stdout carry a line protocol, so scripts and
-//! tests can drive it:
+//! It logs joins, leaf-set changes and failures to stderr and stops cleanly on SIGINT or
+//! SIGTERM (or the `quit` command) with a graceful leave. Stdin/stdout carry a line protocol,
+//! so scripts and tests can drive it:
 //!
 //! ```text
 //! stdout, unprompted                      stdin command        → stdout answer
 //! ready <id> <addr>                       route <key> <text>   → routed <key>
-//! joined <id>                             leafset              → leafset <id>@<addr> ...
-//! delivered <key> <text> at <id> hops <n> table                → table <row>,<col>,<id>,<addr>,<rtt_us|-> ...
-//! update <+|-> <id>@<addr>                stats                → stats <name>=<value> ...
-//! left <id>                               quit                 → (leaves; left <id>)
+//! metrics <addr>      (with --metrics)    leafset              → leafset <id>@<addr> ...
+//! joined <id>                             table                → table <row>,<col>,<id>,<addr>,<rtt_us|-> ...
+//! delivered <key> <text> at <id> hops <n> stats                → stats <name>=<value> ...
+//! update <+|-> <id>@<addr>                quit                 → (leaves; left <id>)
+//! left <id>
 //! ```
 //!
-//! Keys and ids are 32 hex digits. A failed command answers `error <message>`. The end of stdin
-//! does not stop the node; a signal or `quit` does.
+//! Keys and ids are 32 hex digits. In `<text>` control characters are escaped (`\n`, `\\`,
+//! `\u{1b}` …), so a payload cannot forge a line. A failed command answers `error <message>`.
+//! With `--json` every line is instead one JSON object with an `event` field (`ready`,
+//! `metrics`, `joined`, `delivered`, `update`, `left`, `routed`, `leafset`, `table`, `stats`,
+//! `error`). The end of stdin does not stop the node; a signal or `quit` does.
 //!
-//! Signals: `libc` is not a dependency, so the two C functions needed (`signal` and `write`,
-//! both in the C library std links anyway) are declared here; the handler only writes one
-//! byte to a self-pipe (async-signal-safe). This is the only `unsafe` code of the binary.
+//! Output never blocks the node: the event loop (which runs the upcalls) queues lines for a
+//! writer thread; when stdout is not read fast enough the queue fills and lines are dropped and
+//! counted (`stats`: `output_dropped`).
 
-// The CLI drives real sockets: it reads the wall clock and runs a control thread.
+// The CLI drives real sockets: it reads the wall clock and runs control threads.
 #![allow(clippy::disallowed_methods)]
 
-use std::io::{BufRead, Read, Write};
+use std::io::BufRead;
 use std::net::SocketAddr;
-use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use clap::builder::RangedU64ValueParser;
+use clap::Args;
 use pastry::node::Node;
 use pastry::runtime::{Application, Delivery, Handle, JoinError, NodeConfig, Runtime};
-use pastry::{DigitBits, Duration, Id, NodeHandle};
+use pastry::{DigitBits, Duration, Id, NodeHandle, Rng};
+use serde::Serialize;
 
-use super::args::Args;
+use super::metrics::{self, Kind, Metric};
+use super::output::Lines;
+use super::{args, logger, state, text, Failure};
 
-/// Why the main thread wakes (the byte written to the self-pipe).
-const WAKE_SIGNAL: u8 = 1;
-const WAKE_QUIT: u8 = 2;
-const WAKE_JOIN_FAILED: u8 = 3;
+/// First wait before a new round of join attempts; doubles up to [`RETRY_MAX`].
+const RETRY_BASE: StdDuration = StdDuration::from_secs(1);
+/// Longest wait between rounds of join attempts.
+const RETRY_MAX: StdDuration = StdDuration::from_secs(60);
 
-/// Writes one protocol line to stdout, flushed.
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+/// Options of `pastry node`.
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    /// UDP address to listen on (port 0: any free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// A node of the overlay to join through (repeatable); none: start a new overlay.
+    #[arg(long, value_name = "ADDR")]
+    bootstrap: Vec<SocketAddr>,
+    /// Node id, 32 hex digits (default: random).
+    #[arg(long, value_name = "HEX", value_parser = args::id)]
+    id: Option<Id>,
+    /// Overlay network id: frames of other networks are dropped.
+    #[arg(long, value_name = "ID", default_value_t = 0)]
+    network: u32,
+    /// Bits per digit of the ids: 1, 2 or 4 (the same on every node).
+    #[arg(long = "b", value_name = "B", default_value = "4", value_parser = args::digit_bits)]
+    b: DigitBits,
+    /// Leaf-set size L (even).
+    #[arg(long, value_name = "L", default_value_t = 16)]
+    leaf: usize,
+    /// Leaf-set probe period (a bare number is milliseconds).
+    #[arg(long = "probe-ms", value_name = "TIME", default_value = "5s", value_parser = args::millis)]
+    probe: StdDuration,
+    /// Routing-table maintenance period (a bare number is milliseconds).
+    #[arg(long = "rt-ms", value_name = "TIME", default_value = "30s", value_parser = args::millis)]
+    rt: StdDuration,
+    /// First join attempt's timeout (a bare number is milliseconds).
+    #[arg(long = "join-timeout-ms", value_name = "TIME", default_value = "3s", value_parser = args::millis)]
+    join_timeout: StdDuration,
+    /// Join attempts per round (round robin over the bootstraps).
+    #[arg(long = "join-attempts", value_name = "N", default_value_t = 8)]
+    join_attempts: u32,
+    /// Rounds of join attempts after the first fails, with exponential backoff (1 s doubling
+    /// to 60 s, jittered); default: retry as long as the process runs.
+    #[arg(long = "join-retries", value_name = "N")]
+    join_retries: Option<u32>,
+    /// Output JSON lines instead of the text protocol.
+    #[arg(long)]
+    json: bool,
+    /// Output lines that may wait for a slow reader of stdout; beyond, lines are dropped and
+    /// counted.
+    #[arg(long = "output-queue", value_name = "LINES", default_value_t = 4096, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    output_queue: usize,
+    /// Serve the stats at http://ADDR/metrics in the Prometheus text format (a bare port
+    /// means 127.0.0.1:PORT).
+    #[arg(long, value_name = "ADDR", value_parser = metrics_addr)]
+    metrics: Option<SocketAddr>,
+    /// Save the leaf set and routing table here (on shutdown and periodically) and use the
+    /// saved peers as bootstrap candidates on start.
+    #[arg(long = "state-file", value_name = "PATH")]
+    state_file: Option<PathBuf>,
+    /// How often the state file is saved.
+    #[arg(long = "state-every", value_name = "TIME", default_value = "30s", value_parser = args::secs)]
+    state_every: StdDuration,
+}
+
+/// `--metrics`: an address, or a port on loopback.
+fn metrics_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse()
+        .map_err(|_| format!("`{s}`: expected ADDR:PORT or a port"))
+}
+
+/// A peer as JSON.
+#[derive(Debug, Serialize)]
+struct PeerJson {
+    id: String,
+    addr: SocketAddr,
+}
+
+impl From<NodeHandle> for PeerJson {
+    fn from(h: NodeHandle) -> PeerJson {
+        PeerJson {
+            id: h.id.to_string(),
+            addr: h.addr,
+        }
+    }
+}
+
+/// A routing-table cell as JSON.
+#[derive(Debug, Serialize)]
+struct CellJson {
+    row: usize,
+    col: usize,
+    id: String,
+    addr: SocketAddr,
+    /// `null` when not measured yet.
+    rtt_us: Option<u32>,
+}
+
+/// One line of output.
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Line {
+    Ready {
+        id: String,
+        addr: SocketAddr,
+    },
+    Metrics {
+        addr: SocketAddr,
+    },
+    Joined {
+        id: String,
+    },
+    Delivered {
+        key: String,
+        /// The payload as text (invalid UTF-8 replaced by U+FFFD).
+        payload: String,
+        at: String,
+        hops: u8,
+        msg_id: u64,
+    },
+    Update {
+        joined: bool,
+        id: String,
+        addr: SocketAddr,
+    },
+    Left {
+        id: String,
+    },
+    Routed {
+        key: String,
+        msg_id: u64,
+    },
+    Leafset {
+        members: Vec<PeerJson>,
+    },
+    Table {
+        cells: Vec<CellJson>,
+    },
+    Stats {
+        stats: serde_json::Map<String, serde_json::Value>,
+    },
+    Error {
+        message: String,
+    },
+}
+
+impl Line {
+    /// The text protocol's form of the line.
+    fn human(&self) -> String {
+        match self {
+            Line::Ready { id, addr } => format!("ready {id} {addr}"),
+            Line::Metrics { addr } => format!("metrics {addr}"),
+            Line::Joined { id } => format!("joined {id}"),
+            Line::Delivered {
+                key,
+                payload,
+                at,
+                hops,
+                ..
+            } => format!(
+                "delivered {key} {} at {at} hops {hops}",
+                text::escape(payload.as_bytes())
+            ),
+            Line::Update { joined, id, addr } => {
+                format!("update {} {id}@{addr}", if *joined { '+' } else { '-' })
+            }
+            Line::Left { id } => format!("left {id}"),
+            Line::Routed { key, .. } => format!("routed {key}"),
+            Line::Leafset { members } => {
+                let m: Vec<String> = members
+                    .iter()
+                    .map(|p| format!("{}@{}", p.id, p.addr))
+                    .collect();
+                format!("leafset {}", m.join(" "))
+            }
+            Line::Table { cells } => {
+                let c: Vec<String> = cells
+                    .iter()
+                    .map(|c| {
+                        let rtt = c.rtt_us.map_or("-".to_string(), |r| r.to_string());
+                        format!("{},{},{},{},{rtt}", c.row, c.col, c.id, c.addr)
+                    })
+                    .collect();
+                format!("table {}", c.join(" "))
+            }
+            Line::Stats { stats } => {
+                let kv: Vec<String> = stats.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("stats {}", kv.join(" "))
+            }
+            Line::Error { message } => format!("error {}", text::escape(message.as_bytes())),
+        }
+    }
+}
+
+/// The node's stdout: lines queued for a writer thread, as text or JSON.
+#[derive(Debug)]
+struct Out {
+    lines: Lines,
+    json: bool,
+}
+
+impl Out {
+    /// Queues `line`; never blocks (drops and counts when stdout is not read fast enough).
+    fn say(&self, line: &Line) {
+        let s = if self.json {
+            // A line of strings and integers always serializes.
+            serde_json::to_string(line).unwrap_or_default()
+        } else {
+            line.human()
+        };
+        self.lines.send(s);
+    }
 }
 
 /// The application of a stand-alone node: reports deliveries and leaf-set changes.
-struct NodeApp;
+struct NodeApp {
+    out: Arc<Out>,
+}
 
 impl Application for NodeApp {
     fn deliver(&mut self, node: &Node, msg: Delivery) {
-        let text = String::from_utf8_lossy(&msg.payload);
-        say(&format!(
-            "delivered {} {text} at {} hops {}",
-            msg.key,
-            node.id(),
-            msg.hops
-        ));
+        self.out.say(&Line::Delivered {
+            key: msg.key.to_string(),
+            payload: String::from_utf8_lossy(&msg.payload).into_owned(),
+            at: node.id().to_string(),
+            hops: msg.hops,
+            msg_id: msg.msg_id,
+        });
     }
     fn update(&mut self, node: &Node, peer: NodeHandle, joined: bool) {
         let sign = if joined { '+' } else { '-' };
-        eprintln!("pastry node {}: leaf set {sign} {peer}", short(node.id()));
-        say(&format!("update {sign} {peer}"));
-    }
-    fn joined(&mut self, node: &Node) {
-        eprintln!("pastry node {}: joined (active)", short(node.id()));
+        log::info!("node {}: leaf set {sign} {peer}", short(node.id()));
+        self.out.say(&Line::Update {
+            joined,
+            id: peer.id.to_string(),
+            addr: peer.addr,
+        });
     }
 }
 
@@ -73,206 +289,474 @@ fn short(id: Id) -> String {
     id.to_hex()[..8].to_string()
 }
 
-fn config(a: &mut Args) -> Result<NodeConfig, String> {
-    let listen: SocketAddr = a
-        .get_opt("listen")?
-        .ok_or("`pastry node` needs --listen ADDR (e.g. 127.0.0.1:4000)")?;
-    let mut cfg = NodeConfig::new(listen).with_network(a.get("network", 0)?);
-    if let Some(id) = a.get_opt::<Id>("id")? {
+fn config(a: &NodeArgs) -> NodeConfig {
+    let mut cfg = NodeConfig::new(a.listen).with_network(a.network);
+    if let Some(id) = a.id {
         cfg = cfg.with_id(id);
     }
-    let b: u8 = a.get("b", 4)?;
-    cfg.node.b = DigitBits::new(b).ok_or_else(|| format!("--b {b}: expected 1, 2 or 4"))?;
-    cfg.node.leaf_set_size = a.get("leaf", 16)?;
-    let ms = |v: u64| Duration::from_millis(v);
-    cfg.node.leaf_probe_period = ms(a.get("probe-ms", 5_000)?);
-    cfg.node.rt_maintenance_period = ms(a.get("rt-ms", 30_000)?);
-    cfg.node.join_timeout = ms(a.get("join-timeout-ms", 3_000)?);
-    cfg.node.join_attempts = a.get("join-attempts", 8)?;
-    Ok(cfg)
+    let d = |t: StdDuration| Duration(t.as_micros() as u64);
+    cfg.node.b = a.b;
+    cfg.node.leaf_set_size = a.leaf;
+    cfg.node.leaf_probe_period = d(a.probe);
+    cfg.node.rt_maintenance_period = d(a.rt);
+    cfg.node.join_timeout = d(a.join_timeout);
+    cfg.node.join_attempts = a.join_attempts;
+    cfg
 }
 
-pub(crate) fn main(argv: &[String]) -> Result<(), String> {
-    let mut a = Args::parse(argv, &[])?;
-    let cfg = config(&mut a)?;
-    let bootstraps: Vec<SocketAddr> = a.get_all("bootstrap")?;
-    a.finish()?;
+/// Why the main thread wakes.
+#[derive(Debug)]
+enum Wake {
+    /// SIGINT or SIGTERM.
+    Signal(i32),
+    /// The `quit` command.
+    Quit,
+    /// The join failed for good.
+    JoinFailed(String),
+}
+
+/// Runs `pastry node`.
+pub(crate) fn main(a: &NodeArgs) -> Result<(), Failure> {
+    logger::init(log::LevelFilter::Info);
+    let out = Arc::new(Out {
+        lines: Lines::spawn("pastry-stdout", a.output_queue, std::io::stdout),
+        json: a.json,
+    });
+    let saved = a.state_file.as_deref().and_then(state::load);
     let rt = Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let h = rt.add_node(cfg, NodeApp).map_err(|e| e.to_string())?;
-    say(&format!("ready {} {}", h.id(), h.addr()));
-    eprintln!("pastry node {}: listening on {}", short(h.id()), h.addr());
-    let (mut wake_rx, wake_tx) =
-        UnixStream::pair().map_err(|e| format!("cannot create the signal pipe: {e}"))?;
-    signals::install(&wake_tx)?;
+    let h = rt
+        .add_node(config(a), NodeApp { out: out.clone() })
+        .map_err(|e| e.to_string())?;
+    out.say(&Line::Ready {
+        id: h.id().to_string(),
+        addr: h.addr(),
+    });
+    log::info!("node {}: listening on {}", short(h.id()), h.addr());
+    let (wake_tx, wake_rx) = mpsc::channel();
+    watch_signals(wake_tx.clone())?;
+    if let Some(addr) = a.metrics {
+        let (h2, out2) = (h.clone(), out.clone());
+        let bound = metrics::serve(addr, move || collect(&h2, &out2))?;
+        log::info!("metrics at http://{bound}/metrics");
+        out.say(&Line::Metrics { addr: bound });
+    }
+    let mut bootstraps = a.bootstrap.clone();
+    for c in saved.map(|s| s.candidates(h.addr())).unwrap_or_default() {
+        if !bootstraps.contains(&c) {
+            bootstraps.push(c);
+        }
+    }
     if bootstraps.is_empty() {
         h.start_alone().map_err(|e| e.to_string())?;
     } else {
+        log::info!("joining through {}", list(&bootstraps));
         h.start_join(&bootstraps).map_err(|e| e.to_string())?;
     }
-    let control = {
-        let h = h.clone();
-        let tx = wake_tx.try_clone().map_err(|e| e.to_string())?;
-        std::thread::Builder::new()
-            .name("pastry-node-control".into())
-            .spawn(move || control(&h, tx))
-            .map_err(|e| e.to_string())?
+    let ctl = Control {
+        h: h.clone(),
+        out: out.clone(),
+        wake: wake_tx,
+        bootstraps,
+        retries: a.join_retries,
     };
-    drop(control); // detached: it may sit in a read of stdin until the process exits
-    let mut why = [0u8; 1];
-    wake_rx.read_exact(&mut why).map_err(|e| e.to_string())?;
-    if why[0] == WAKE_JOIN_FAILED {
-        return Err("the join failed (see above)".into());
+    spawn("pastry-node-control", move || ctl.run())?;
+    let saver = match &a.state_file {
+        Some(p) => Some(periodic_save(&h, p.clone(), a.state_every)?),
+        None => None,
+    };
+    let why = wake_rx.recv().map_err(|e| e.to_string())?;
+    let reason = match why {
+        Wake::JoinFailed(e) => return Err(e),
+        Wake::Signal(s) => format!("signal {s}"),
+        Wake::Quit => "quit".into(),
+    };
+    drop(saver); // stops the periodic saves
+    if let Some(p) = &a.state_file {
+        if let Err(e) = state::save(&h, p) {
+            log::warn!("{e}");
+        }
     }
-    let reason = if why[0] == WAKE_SIGNAL {
-        "signal"
-    } else {
-        "quit"
-    };
-    eprintln!("pastry node {}: leaving ({reason})", short(h.id()));
+    log::info!("node {}: leaving ({reason})", short(h.id()));
     h.leave(StdDuration::from_secs(5))
         .map_err(|e| e.to_string())?;
     rt.shutdown();
-    say(&format!("left {}", h.id()));
+    out.say(&Line::Left {
+        id: h.id().to_string(),
+    });
+    if !out.lines.flush(StdDuration::from_secs(2)) {
+        log::warn!("stdout is not being read: the last lines are lost");
+    }
     Ok(())
 }
 
-/// The control thread: waits for the join, then serves stdin commands.
-fn control(h: &Handle, mut wake: UnixStream) {
-    loop {
-        match h.wait_joined(StdDuration::from_secs(3600)) {
-            Ok(()) => break,
-            Err(JoinError::Timeout(_)) => continue,
-            Err(e) => {
-                eprintln!("pastry node {}: {e}", short(h.id()));
-                say(&format!("error {e}"));
-                let _ = wake.write_all(&[WAKE_JOIN_FAILED]);
-                return;
+fn list(addrs: &[SocketAddr]) -> String {
+    let v: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    v.join(", ")
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
+    // Detached: the thread may sit in a blocking read until the process exits.
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(drop)
+        .map_err(|e| format!("cannot start a thread: {e}"))
+}
+
+/// SIGINT and SIGTERM wake the main thread (signal-hook's self-pipe, read by a thread).
+fn watch_signals(wake: Sender<Wake>) -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| format!("cannot handle signals: {e}"))?;
+    spawn("pastry-signals", move || {
+        if let Some(sig) = signals.forever().next() {
+            let _ = wake.send(Wake::Signal(sig));
+        }
+    })
+}
+
+/// Saves the state file every `every` until the returned sender is dropped.
+fn periodic_save(h: &Handle, path: PathBuf, every: StdDuration) -> Result<Sender<()>, String> {
+    let (stop, stopped): (Sender<()>, Receiver<()>) = mpsc::channel();
+    let h = h.clone();
+    spawn("pastry-state", move || loop {
+        match stopped.recv_timeout(every.max(StdDuration::from_millis(100))) {
+            Err(RecvTimeoutError::Timeout) => {
+                if let Err(e) = state::save(&h, &path) {
+                    log::warn!("{e}");
+                }
+            }
+            _ => return,
+        }
+    })?;
+    Ok(stop)
+}
+
+/// The control thread: sees the join through (with retries), then serves stdin commands.
+struct Control {
+    h: Handle,
+    out: Arc<Out>,
+    wake: Sender<Wake>,
+    bootstraps: Vec<SocketAddr>,
+    retries: Option<u32>,
+}
+
+impl Control {
+    fn run(self) {
+        if let Err(e) = self.wait_joined() {
+            log::error!("node {}: {e}", short(self.h.id()));
+            self.out.say(&Line::Error {
+                message: e.to_string(),
+            });
+            let _ = self.wake.send(Wake::JoinFailed(e.to_string()));
+            return;
+        }
+        log::info!("node {}: joined (active)", short(self.h.id()));
+        self.out.say(&Line::Joined {
+            id: self.h.id().to_string(),
+        });
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { return };
+            if line.trim().is_empty() {
+                continue;
+            }
+            match command(&self.h, &self.out, line.trim()) {
+                Ok(Some(answer)) => self.out.say(&answer),
+                Ok(None) => {
+                    let _ = self.wake.send(Wake::Quit);
+                    return;
+                }
+                Err(e) => self.out.say(&Line::Error { message: e }),
             }
         }
     }
-    say(&format!("joined {}", h.id()));
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { return };
-        match command(h, line.trim()) {
-            Ok(Some(answer)) => say(&answer),
-            Ok(None) => {
-                let _ = wake.write_all(&[WAKE_QUIT]);
-                return;
+
+    /// Waits for the join; when a round of attempts fails, starts another after a backoff
+    /// (exponential, jittered) while retries are left.
+    fn wait_joined(&self) -> Result<(), JoinError> {
+        let mut rng = Rng::new(seed());
+        let mut round = 0u32;
+        loop {
+            match self.h.wait_joined(StdDuration::from_secs(3600)) {
+                Ok(()) => return Ok(()),
+                Err(JoinError::Timeout(_)) => {}
+                Err(e @ JoinError::NoBootstrapAnswered { .. }) => {
+                    if self.retries.is_some_and(|r| round >= r) {
+                        return Err(e);
+                    }
+                    let wait = backoff(round, rng.next_u64());
+                    log::warn!(
+                        "node {}: {e}; trying again in {:.1} s",
+                        short(self.h.id()),
+                        wait.as_secs_f64()
+                    );
+                    std::thread::sleep(wait);
+                    round += 1;
+                    self.h.start_join(&self.bootstraps)?;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => say(&format!("error {e}")),
         }
     }
 }
 
+/// A seed for the retry jitter from the OS.
+fn seed() -> u64 {
+    let mut b = [0u8; 8];
+    // Without OS randomness the jitter is merely the same in every process.
+    let _ = getrandom::fill(&mut b);
+    u64::from_le_bytes(b)
+}
+
+/// The wait before round `round + 1` of join attempts: `RETRY_BASE · 2^round`, capped at
+/// [`RETRY_MAX`], times a factor in [0.5, 1) drawn from `r` (so restarted nodes spread out).
+fn backoff(round: u32, r: u64) -> StdDuration {
+    let full = RETRY_BASE
+        .saturating_mul(1u32 << round.min(16))
+        .min(RETRY_MAX);
+    let f = 0.5 + (r >> 11) as f64 / (1u64 << 53) as f64 / 2.0;
+    full.mul_f64(f)
+}
+
 /// Runs one stdin command: `Ok(None)` means quit.
-fn command(h: &Handle, line: &str) -> Result<Option<String>, String> {
+fn command(h: &Handle, out: &Out, line: &str) -> Result<Option<Line>, String> {
     let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
     let answer = match cmd {
         "route" => {
             let (key, text) = rest.split_once(' ').unwrap_or((rest, ""));
             let key: Id = key.parse().map_err(|e| format!("key {key}: {e}"))?;
-            h.route(key, text.as_bytes().to_vec())
+            let msg_id = h
+                .route(key, text.as_bytes().to_vec())
                 .map_err(|e| e.to_string())?;
-            format!("routed {key}")
+            Line::Routed {
+                key: key.to_string(),
+                msg_id,
+            }
         }
         "leafset" => {
             let members = h.neighbor_set(64).map_err(|e| e.to_string())?;
-            let list: Vec<String> = members.iter().map(ToString::to_string).collect();
-            format!("leafset {}", list.join(" "))
+            Line::Leafset {
+                members: members.into_iter().map(PeerJson::from).collect(),
+            }
         }
-        "table" => format!("table {}", table(h)?),
-        "stats" => stats(h)?,
+        "table" => Line::Table { cells: table(h)? },
+        "stats" => {
+            let stats = collect(h, out)?
+                .into_iter()
+                .map(|m| (m.name.to_string(), m.value.into()))
+                .collect();
+            Line::Stats { stats }
+        }
         "quit" => return Ok(None),
-        "" => return Ok(Some(String::new())),
         other => return Err(format!("unknown command `{other}`")),
     };
     Ok(Some(answer))
 }
 
-/// The routing table as `row,col,id,addr,rtt_us` items (`-` for an unmeasured RTT).
-fn table(h: &Handle) -> Result<String, String> {
-    let cells = h
-        .call(|n| {
-            let rt = n.routing_table();
-            rt.entries()
-                .map(|e| {
-                    let (r, c) = rt.cell_of(e.node.id).unwrap_or((0, 0));
-                    let rtt = if e.rtt_us == pastry::routing_table::UNMEASURED {
-                        "-".to_string()
-                    } else {
-                        e.rtt_us.to_string()
-                    };
-                    format!("{r},{c},{},{},{rtt}", e.node.id, e.node.addr)
-                })
-                .collect::<Vec<_>>()
-        })
-        .map_err(|e| e.to_string())?;
-    Ok(cells.join(" "))
+/// The routing table's cells.
+fn table(h: &Handle) -> Result<Vec<CellJson>, String> {
+    h.call(|n| {
+        let rt = n.routing_table();
+        rt.entries()
+            .map(|e| {
+                let (row, col) = rt.cell_of(e.node.id).unwrap_or((0, 0));
+                CellJson {
+                    row,
+                    col,
+                    id: e.node.id.to_string(),
+                    addr: e.node.addr,
+                    rtt_us: (e.rtt_us != pastry::routing_table::UNMEASURED).then_some(e.rtt_us),
+                }
+            })
+            .collect()
+    })
+    .map_err(|e| e.to_string())
 }
 
-fn stats(h: &Handle) -> Result<String, String> {
+/// The node's figures, for `stats` and `/metrics`.
+fn collect(h: &Handle, out: &Out) -> Result<Vec<Metric>, String> {
+    use Kind::{Counter, Gauge};
     let s = h.stats().map_err(|e| e.to_string())?;
+    let (leaf, entries) = h
+        .call(|n| (n.leaf_set().len(), n.routing_table().entries().count()))
+        .map_err(|e| e.to_string())?;
     let n = &s.node;
-    Ok(format!(
-        "stats datagrams_in={} datagrams_out={} bad_frames={} foreign_frames={} delivered={} \
-         forwarded={} retransmits={} failures_detected={} upcall_panics={} heap_bytes={}",
-        n.datagrams_in,
-        n.datagrams_out,
-        n.bad_frames,
-        n.foreign_frames,
-        n.delivered,
-        n.forwarded,
-        n.retransmits,
-        n.failures_detected,
-        s.upcall_panics,
-        s.heap_bytes
-    ))
+    let m = |name, help, kind, value| Metric {
+        name,
+        help,
+        kind,
+        value,
+    };
+    Ok(vec![
+        m(
+            "datagrams_in",
+            "Datagrams received.",
+            Counter,
+            n.datagrams_in,
+        ),
+        m("datagrams_out", "Datagrams sent.", Counter, n.datagrams_out),
+        m("bytes_out", "Bytes sent.", Counter, n.bytes_out),
+        m(
+            "bad_frames",
+            "Malformed frames dropped.",
+            Counter,
+            n.bad_frames,
+        ),
+        m(
+            "foreign_frames",
+            "Frames of other networks dropped.",
+            Counter,
+            n.foreign_frames,
+        ),
+        m(
+            "delivered",
+            "Messages delivered at this node.",
+            Counter,
+            n.delivered,
+        ),
+        m(
+            "forwarded",
+            "Messages forwarded by this node.",
+            Counter,
+            n.forwarded,
+        ),
+        m(
+            "retransmits",
+            "Hop retransmissions.",
+            Counter,
+            n.retransmits,
+        ),
+        m(
+            "reroutes",
+            "Messages rerouted around a suspected hop.",
+            Counter,
+            n.reroutes,
+        ),
+        m(
+            "duplicates",
+            "Duplicate messages suppressed.",
+            Counter,
+            n.duplicates,
+        ),
+        m(
+            "failures_detected",
+            "Peers declared failed.",
+            Counter,
+            n.failures_detected,
+        ),
+        m(
+            "overload_drops",
+            "Messages dropped by overload control.",
+            Counter,
+            n.overload_drops,
+        ),
+        m(
+            "outbox_drops",
+            "Datagrams dropped from a full outbox.",
+            Counter,
+            n.outbox_drops,
+        ),
+        m(
+            "upcall_panics",
+            "Application upcalls that panicked.",
+            Counter,
+            s.upcall_panics,
+        ),
+        m(
+            "send_errors",
+            "Datagrams the OS refused to send.",
+            Counter,
+            s.send_errors,
+        ),
+        m(
+            "send_drops",
+            "Datagrams dropped while the socket was full.",
+            Counter,
+            s.send_drops,
+        ),
+        m(
+            "recv_errors",
+            "Socket receive errors.",
+            Counter,
+            s.recv_errors,
+        ),
+        m(
+            "routes_refused",
+            "Routes the node refused.",
+            Counter,
+            s.routes_refused,
+        ),
+        m(
+            "output_dropped",
+            "Output lines dropped because stdout was not read.",
+            Counter,
+            out.lines.dropped(),
+        ),
+        m(
+            "log_dropped",
+            "Log lines dropped because stderr was not read.",
+            Counter,
+            logger::dropped(),
+        ),
+        m(
+            "heap_bytes",
+            "Approximate heap bytes held by the node.",
+            Gauge,
+            s.heap_bytes as u64,
+        ),
+        m(
+            "leaf_set_size",
+            "Members of the leaf set.",
+            Gauge,
+            leaf as u64,
+        ),
+        m(
+            "routing_table_entries",
+            "Filled routing-table cells.",
+            Gauge,
+            entries as u64,
+        ),
+        m(
+            "active",
+            "1 when the node has joined and may deliver.",
+            Gauge,
+            u64::from(h.is_active()),
+        ),
+    ])
 }
 
-/// SIGINT and SIGTERM write [`WAKE_SIGNAL`] to the self-pipe.
-#[allow(unsafe_code)]
-mod signals {
-    use std::os::unix::io::AsRawFd;
-    use std::os::unix::net::UnixStream;
-    use std::sync::atomic::{AtomicI32, Ordering};
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    const SIGINT: i32 = 2;
-    const SIGTERM: i32 = 15;
-    /// `SIG_ERR`, `(sighandler_t) -1`.
-    const SIG_ERR: usize = usize::MAX;
-
-    /// The self-pipe's write end (-1 until installed).
-    static PIPE: AtomicI32 = AtomicI32::new(-1);
-
-    extern "C" {
-        fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
-        fn write(fd: i32, buf: *const u8, count: usize) -> isize;
+    #[test]
+    fn backoff_doubles_to_a_cap_with_jitter() {
+        let lo = backoff(0, 0);
+        let hi = backoff(0, u64::MAX);
+        assert!(
+            lo >= StdDuration::from_millis(500) && hi <= RETRY_BASE,
+            "{lo:?} {hi:?}"
+        );
+        assert!(backoff(3, 0) == StdDuration::from_secs(4));
+        assert!(backoff(30, u64::MAX) <= RETRY_MAX && backoff(30, 0) >= RETRY_MAX / 2);
     }
 
-    extern "C" fn on_signal(_signum: i32) {
-        let fd = PIPE.load(Ordering::Relaxed);
-        if fd >= 0 {
-            let byte = [super::WAKE_SIGNAL];
-            // SAFETY: write(2) is async-signal-safe; `byte` is valid for one byte during the
-            // call; `fd` is the write end of a socket pair that lives until the process exits
-            // (`install` leaks a clone of it).
-            let _ = unsafe { write(fd, byte.as_ptr(), 1) };
-        }
-    }
-
-    /// Routes SIGINT and SIGTERM to `pipe` (a clone of it is kept open for good).
-    pub(super) fn install(pipe: &UnixStream) -> Result<(), String> {
-        let keep = pipe.try_clone().map_err(|e| e.to_string())?;
-        PIPE.store(keep.as_raw_fd(), Ordering::Relaxed);
-        std::mem::forget(keep);
-        for sig in [SIGINT, SIGTERM] {
-            // SAFETY: `on_signal` is an `extern "C" fn(i32)` that only does async-signal-safe
-            // work (an atomic load and write(2)); `signal` replaces the disposition of `sig`.
-            let old = unsafe { signal(sig, on_signal) };
-            if old == SIG_ERR {
-                return Err(format!("cannot install a handler for signal {sig}"));
-            }
-        }
-        Ok(())
+    #[test]
+    fn lines_escape_payloads() {
+        let l = Line::Delivered {
+            key: "k".into(),
+            payload: "a\ndelivered forged".into(),
+            at: "me".into(),
+            hops: 1,
+            msg_id: 2,
+        };
+        assert_eq!(l.human(), "delivered k a\\ndelivered forged at me hops 1");
+        let j = serde_json::to_string(&l).unwrap();
+        assert_eq!(
+            j,
+            r#"{"event":"delivered","key":"k","payload":"a\ndelivered forged","at":"me","hops":1,"msg_id":2}"#
+        );
+        assert_eq!(metrics_addr("9100").unwrap().to_string(), "127.0.0.1:9100");
+        assert!(metrics_addr("[::1]:9").is_ok() && metrics_addr("x").is_err());
     }
 }

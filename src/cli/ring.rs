@@ -8,17 +8,21 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant as WallClock};
 
+use clap::builder::RangedU64ValueParser;
+use clap::Args;
 use parking_lot::{Condvar, Mutex};
 use pastry::node::Node;
 use pastry::runtime::{Application, Delivery, Handle, NodeConfig, RouteError, Runtime};
 use pastry::{Id, Rng};
+use serde::Serialize;
 
-use super::args::Args;
 use super::sim::peak_rss_bytes;
+use super::Failure;
 
 /// Joins started at once.
 const JOIN_PARALLEL: usize = 8;
@@ -59,13 +63,30 @@ impl Application for RingApp {
     }
 }
 
-struct Options {
-    nodes: usize,
+/// Options of `pastry ring`.
+#[derive(Debug, Args)]
+pub(crate) struct RingArgs {
+    /// Nodes to start on 127.0.0.1 (ephemeral ports).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) nodes: usize,
+    /// Messages to route, each to a random key from a random node.
+    #[arg(long, value_name = "M", default_value_t = 10_000)]
     messages: u64,
+    /// Messages in flight at most.
+    #[arg(long, value_name = "W", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     window: u64,
+    /// Runtime threads (event loops) the nodes are spread over.
+    #[arg(long, value_name = "T", default_value_t = 1, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     threads: usize,
+    /// Seed of the node ids and of the workload.
+    #[arg(long, value_name = "S", default_value_t = 1)]
     seed: u64,
+    /// Print the report as one JSON object.
+    #[arg(long)]
     json: bool,
+    /// Also draw the hop distribution and the latency CDF into this SVG file.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
 }
 
 /// What the run measured.
@@ -81,20 +102,9 @@ struct Outcome {
     route_s: f64,
 }
 
-pub(crate) fn main(argv: &[String]) -> Result<(), String> {
-    let mut a = Args::parse(argv, &["json"])?;
-    let o = Options {
-        nodes: a.get("nodes", 64)?,
-        messages: a.get("messages", 10_000)?,
-        window: a.get("window", 64)?,
-        threads: a.get("threads", 1)?,
-        seed: a.get("seed", 1)?,
-        json: a.flag("json"),
-    };
-    a.finish()?;
-    if o.nodes == 0 || o.window == 0 || o.threads == 0 {
-        return Err("need --nodes, --window and --threads above 0".into());
-    }
+/// Runs `pastry ring`.
+pub(crate) fn main(o: &RingArgs) -> Result<(), Failure> {
+    super::logger::init(log::LevelFilter::Warn);
     let wall = WallClock::now();
     let progress = |msg: &str| eprintln!("[{:6.2}s] {msg}", wall.elapsed().as_secs_f64());
     let collector = Arc::new(Collector::default());
@@ -104,7 +114,7 @@ pub(crate) fn main(argv: &[String]) -> Result<(), String> {
     let mut rng = Rng::new(o.seed);
     let mut out = Outcome::default();
     let t = WallClock::now();
-    let nodes = grow(&runtimes, &o, &mut rng, &collector, &progress)?;
+    let nodes = grow(&runtimes, o, &mut rng, &collector, &progress)?;
     out.join_s = t.elapsed().as_secs_f64();
     progress(&format!(
         "{} nodes joined in {:.2} s",
@@ -119,12 +129,12 @@ pub(crate) fn main(argv: &[String]) -> Result<(), String> {
             "{wrong} leaf sets still differ from the oracle after 30 s"
         ));
     }
-    let sent = route_all(&nodes, &o, &mut rng, &collector, &progress);
+    let sent = route_all(&nodes, o, &mut rng, &collector, &progress);
     tally(&nodes, &collector, &sent, &mut out);
     for rt in runtimes {
         rt.shutdown();
     }
-    report(&o, &out);
+    report(o, &out)?;
     let bad = o.messages - out.correct;
     if bad > 0 {
         return Err(format!(
@@ -139,7 +149,7 @@ pub(crate) fn main(argv: &[String]) -> Result<(), String> {
 /// [`JOIN_PARALLEL`] at a time, spread over the runtimes.
 fn grow(
     runtimes: &[Runtime],
-    o: &Options,
+    o: &RingArgs,
     rng: &mut Rng,
     collector: &Arc<Collector>,
     progress: &dyn Fn(&str),
@@ -237,7 +247,7 @@ fn leaf_set_ok(h: &Handle, ids: &BTreeSet<Id>) -> bool {
 /// Routes every message (at most `window` in flight); returns each one's key and send time.
 fn route_all(
     nodes: &[Handle],
-    o: &Options,
+    o: &RingArgs,
     rng: &mut Rng,
     c: &Collector,
     progress: &dyn Fn(&str),
@@ -340,7 +350,38 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn report(o: &Options, out: &Outcome) {
+/// The machine-readable report (`--json`): one object, field names stable.
+#[derive(Debug, Serialize)]
+struct RingJson {
+    nodes: usize,
+    messages: u64,
+    delivered: u64,
+    correct: u64,
+    duplicates: u64,
+    mean_hops: f64,
+    max_hops: usize,
+    hops_histogram: Vec<u64>,
+    log16_n: f64,
+    p50_us: u64,
+    p99_us: u64,
+    msgs_per_s: f64,
+    join_s: f64,
+    settle_s: f64,
+    rss_bytes: u64,
+    rss_bytes_per_node: u64,
+}
+
+/// `x` rounded to `digits` decimals (NaN and infinities stay as they are: JSON `null`).
+fn round(x: f64, digits: i32) -> f64 {
+    let k = 10f64.powi(digits);
+    if x.is_finite() {
+        (x * k).round() / k
+    } else {
+        x
+    }
+}
+
+fn report(o: &RingArgs, out: &Outcome) -> Result<(), Failure> {
     let n = o.nodes as f64;
     let hops_total: u64 = out.hops.iter().enumerate().map(|(h, c)| h as u64 * c).sum();
     let mean_hops = hops_total as f64 / out.delivered.max(1) as f64;
@@ -351,14 +392,33 @@ fn report(o: &Options, out: &Outcome) {
     let rate = out.delivered as f64 / out.route_s.max(1e-9);
     let rss = peak_rss_bytes();
     let per_node = rss / o.nodes as u64;
+    if let Some(path) = &o.svg {
+        let cdf = super::figures::cdf_ms(out.latencies_us.iter().copied());
+        let title = format!("pastry ring: {} nodes on loopback", o.nodes);
+        super::figures::routes(path, &title, &out.hops, n.log(16.0), &cdf)?;
+    }
     if o.json {
-        println!(
-            "{{\"nodes\":{},\"messages\":{},\"delivered\":{},\"correct\":{},\"duplicates\":{},\"mean_hops\":{:.4},\"max_hops\":{},\"log16_n\":{:.4},\"p50_us\":{},\"p99_us\":{},\"msgs_per_s\":{:.1},\"join_s\":{:.4},\"settle_s\":{:.4},\"rss_bytes\":{},\"rss_bytes_per_node\":{}}}",
-            o.nodes, o.messages, out.delivered, out.correct, out.duplicates, mean_hops,
-            out.hops.len().saturating_sub(1), n.log(16.0), p50, p99, rate, out.join_s,
-            out.settle_s, rss, per_node
-        );
-        return;
+        let j = RingJson {
+            nodes: o.nodes,
+            messages: o.messages,
+            delivered: out.delivered,
+            correct: out.correct,
+            duplicates: out.duplicates,
+            mean_hops: round(mean_hops, 4),
+            max_hops: out.hops.len().saturating_sub(1),
+            hops_histogram: out.hops.clone(),
+            log16_n: round(n.log(16.0), 4),
+            p50_us: p50,
+            p99_us: p99,
+            msgs_per_s: round(rate, 1),
+            join_s: round(out.join_s, 4),
+            settle_s: round(out.settle_s, 4),
+            rss_bytes: rss,
+            rss_bytes_per_node: per_node,
+        };
+        let line = serde_json::to_string(&j).map_err(|e| e.to_string())?;
+        println!("{line}");
+        return Ok(());
     }
     let hist: Vec<String> = out
         .hops
@@ -393,4 +453,5 @@ fn report(o: &Options, out: &Outcome) {
         rss as f64 / (1 << 20) as f64,
         per_node as f64 / 1024.0
     );
+    Ok(())
 }

@@ -1,13 +1,78 @@
 //! `pastry sim`: join N nodes through the protocol in the simulator, optionally fail some or
 //! churn, route lookups, check every delivery against the oracle, and report.
 
-use std::time::Instant as WallClock;
+use std::path::PathBuf;
+use std::time::{Duration as StdDuration, Instant as WallClock};
 
+use clap::builder::RangedU64ValueParser;
+use clap::{Args, ValueEnum};
 use pastry::node::Config;
 use pastry::sim::{Faults, NodeIdx, Sim, SimConfig, Summary, Topology};
 use pastry::{DigitBits, Duration};
 
-use super::args::Args;
+use super::{args, Failure};
+
+/// The proximity model of `--topology`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TopologyArg {
+    /// Nodes on a sphere, latency from the great-circle distance.
+    Sphere,
+    /// Nodes on a plane, latency from the Euclidean distance.
+    Plane,
+}
+
+/// Options of `pastry sim`.
+#[derive(Debug, Args)]
+pub(crate) struct SimArgs {
+    /// Nodes to join.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    nodes: usize,
+    /// Lookups to route (to random keys from random live nodes).
+    #[arg(long, value_name = "M", default_value_t = 10_000)]
+    lookups: u64,
+    /// Bits per digit of the ids: 1, 2 or 4.
+    #[arg(long = "b", value_name = "B", default_value = "4", value_parser = args::digit_bits)]
+    b: DigitBits,
+    /// Leaf-set size L (even).
+    #[arg(long, value_name = "L", default_value_t = 16)]
+    leaf: usize,
+    /// Probability that a datagram is lost.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = args::probability)]
+    loss: f64,
+    /// Probability that a datagram is duplicated.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = args::probability)]
+    dup: f64,
+    /// Extra random delay per datagram, up to this (a bare number is milliseconds).
+    #[arg(long = "jitter-ms", value_name = "TIME", default_value = "0", value_parser = args::millis)]
+    jitter: StdDuration,
+    /// Churn during the lookups: mean session time (`84s`, `1.4m`; a bare number is seconds).
+    #[arg(long = "churn-session", value_name = "TIME", value_parser = args::secs)]
+    pub(crate) churn_session: Option<StdDuration>,
+    /// Under churn, the fraction of departures that are graceful leaves (the rest crash).
+    #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = args::probability)]
+    graceful: f64,
+    /// Fraction of the nodes to crash at once before the lookups (then 60 s to repair).
+    #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = args::fraction_below_one)]
+    fail: f64,
+    /// Seed of everything random in the run.
+    #[arg(long, value_name = "S", default_value_t = 7)]
+    seed: u64,
+    /// Proximity model.
+    #[arg(long, value_enum, default_value_t = TopologyArg::Sphere)]
+    topology: TopologyArg,
+    /// Joins per virtual second (default N/20, within 50..2000).
+    #[arg(long = "join-rate", value_name = "R", value_parser = args::positive)]
+    join_rate: Option<f64>,
+    /// Print the report as one JSON object (and no progress).
+    #[arg(long)]
+    json: bool,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Also draw the hop distribution and the latency CDF into this SVG file.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+}
 
 /// Peak resident memory of this process, from /proc (Linux); 0 elsewhere.
 pub(crate) fn peak_rss_bytes() -> u64 {
@@ -18,40 +83,23 @@ pub(crate) fn peak_rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-pub(crate) fn main(argv: &[String]) -> Result<(), String> {
-    let mut a = Args::parse(argv, &["json", "quiet"])?;
-    let nodes: usize = a.get("nodes", 1000)?;
-    let lookups: u64 = a.get("lookups", 10_000)?;
-    let b: u8 = a.get("b", 4)?;
-    let leaf: usize = a.get("leaf", 16)?;
-    let loss: f64 = a.get("loss", 0.0)?;
-    let dup: f64 = a.get("dup", 0.0)?;
-    let jitter_ms: u64 = a.get("jitter-ms", 0)?;
-    let churn_session: Option<f64> = a
-        .get_opt::<String>("churn-session")?
-        .map(|s| parse_secs(&s))
-        .transpose()?;
-    let graceful: f64 = a.get("graceful", 0.0)?;
-    let fail: f64 = a.get("fail", 0.0)?;
-    let seed: u64 = a.get("seed", 7)?;
-    let topology = match a.get::<String>("topology", "sphere".into())?.as_str() {
-        "sphere" => Topology::Sphere,
-        "plane" => Topology::Plane,
-        t => return Err(format!("--topology {t}: expected sphere or plane")),
+/// Runs `pastry sim`.
+pub(crate) fn main(a: &SimArgs) -> Result<(), Failure> {
+    super::logger::init(log::LevelFilter::Warn);
+    let (nodes, lookups, seed, fail) = (a.nodes, a.lookups, a.seed, a.fail);
+    let churn_session = a.churn_session.map(|d| d.as_secs_f64());
+    let topology = match a.topology {
+        TopologyArg::Sphere => Topology::Sphere,
+        TopologyArg::Plane => Topology::Plane,
     };
-    let default_rate = (nodes as f64 / 20.0).clamp(50.0, 2000.0);
-    let join_rate: f64 = a.get("join-rate", default_rate)?;
-    let json = a.flag("json");
-    let quiet = a.flag("quiet") || json;
-    a.finish()?;
-    if nodes == 0 || !(0.0..1.0).contains(&fail) || !(0.0..=1.0).contains(&loss) || join_rate <= 0.0
-    {
-        return Err("need --nodes > 0, 0 <= --fail < 1, 0 <= --loss <= 1, --join-rate > 0".into());
-    }
+    let join_rate = a
+        .join_rate
+        .unwrap_or_else(|| (nodes as f64 / 20.0).clamp(50.0, 2000.0));
+    let quiet = a.quiet || a.json;
 
     let node = Config {
-        b: DigitBits::new(b).ok_or_else(|| format!("--b {b}: expected 1, 2 or 4"))?,
-        leaf_set_size: leaf,
+        b: a.b,
+        leaf_set_size: a.leaf,
         ..Config::default()
     };
     node.validate().map_err(|e| e.to_string())?;
@@ -59,10 +107,10 @@ pub(crate) fn main(argv: &[String]) -> Result<(), String> {
         seed,
         topology,
         faults: Faults {
-            loss,
-            duplicate: dup,
+            loss: a.loss,
+            duplicate: a.dup,
             corrupt: 0.0,
-            jitter: Duration::from_millis(jitter_ms),
+            jitter: Duration(a.jitter.as_micros() as u64),
         },
         node,
     };
@@ -126,7 +174,7 @@ pub(crate) fn main(argv: &[String]) -> Result<(), String> {
     let lookup_gap = Duration((phase.as_micros() / lookups.max(1)).max(1));
     if let Some(s) = churn_session {
         let until = sim.now() + phase;
-        sim.start_churn(Duration((s * 1e6) as u64), graceful, until);
+        sim.start_churn(Duration((s * 1e6) as u64), a.graceful, until);
         progress(&format!(
             "churn: mean session {s} s for {:?} of virtual time",
             phase
@@ -164,7 +212,17 @@ pub(crate) fn main(argv: &[String]) -> Result<(), String> {
         // Prefer the process's measured peak over the estimate of table sizes.
         report.node_bytes = rss;
     }
-    if json {
+    if let Some(path) = &a.svg {
+        let topology = match a.topology {
+            TopologyArg::Sphere => "sphere",
+            TopologyArg::Plane => "plane",
+        };
+        let title = format!("pastry sim: {nodes} nodes, {topology} topology");
+        let hops = report.hops.buckets();
+        let cdf = super::figures::histogram_cdf_ms(&report.latency_us);
+        super::figures::routes(path, &title, hops, (nodes as f64).log(16.0), &cdf)?;
+    }
+    if a.json {
         println!("{}", report.json(&summary));
     } else {
         print!("{}", report.human(&summary));
@@ -174,19 +232,4 @@ pub(crate) fn main(argv: &[String]) -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-fn parse_secs(s: &str) -> Result<f64, String> {
-    let (num, mul) = if let Some(v) = s.strip_suffix("ms") {
-        (v, 1e-3)
-    } else if let Some(v) = s.strip_suffix('s') {
-        (v, 1.0)
-    } else if let Some(v) = s.strip_suffix('m') {
-        (v, 60.0)
-    } else {
-        (s, 1.0)
-    };
-    num.parse::<f64>()
-        .map(|v| v * mul)
-        .map_err(|e| format!("--churn-session {s}: {e}"))
 }

@@ -1,15 +1,25 @@
 //! The log callback: `pastry_logger`, `pastry_set_logger`.
 //!
 //! The library logs what an embedding application may want to see: nodes created, joined,
-//! left; messages that could not be delivered; callbacks and internal errors that were caught.
-//! Without a logger nothing is logged (and nothing is formatted).
+//! left; leaf-set changes and failures; messages that could not be delivered or datagrams that
+//! were dropped; callbacks and internal errors that were caught. Without a logger nothing is
+//! logged (and nothing is formatted).
+//!
+//! The Rust layers log through the `log` facade (targets `pastry::…`), so a Rust embedder sees
+//! the same events with `env_logger` or any `log` logger. This file bridges the two ways:
+//! - C logger installed: the first `pastry_set_logger` makes a bridge the process's `log`
+//!   logger, which passes the library's records to the C logger (a C host has no other `log`
+//!   logger). If a Rust host installed its own first, that one keeps the runtime's records and
+//!   the C logger still gets the FFI layer's own messages directly.
+//! - The FFI layer's own messages ([`log`]) go to the `log` facade too, so a Rust program using
+//!   the C ABI sees them in its logger.
 
 use core::ffi::{c_char, c_void};
 use std::any::Any;
 use std::cell::Cell;
 use std::ffi::CString;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 
 use super::callbacks::CallbackScope;
 use super::error::pastry_result::{self, *};
@@ -37,6 +47,8 @@ pub enum pastry_log_level {
 ///   (refused with `PASTRY_ERR_IN_CALLBACK`); messages logged from inside `log` are dropped.
 /// - `max_level`: messages above this level are not formatted or passed (e.g.
 ///   `PASTRY_LOG_INFO` passes errors, warnings and info).
+/// - Messages come from the C ABI layer and from the library's event loops (nodes joining,
+///   leaf-set members joining, leaving or failing, undeliverable messages, dropped datagrams).
 /// - `drop(userdata)` (may be NULL) runs exactly once, after the last `log` call has returned:
 ///   when the logger is replaced or removed by `pastry_set_logger`.
 #[repr(C)]
@@ -107,6 +119,9 @@ pub unsafe extern "C" fn pastry_set_logger(logger: *const pastry_logger) -> past
         // The old logger's `drop` runs outside the lock: it may log nothing more, and nothing
         // can call it any more.
         drop(old);
+        if bridged() {
+            log::set_max_level(level_filter(max));
+        }
         Ok(())
     })
 }
@@ -116,12 +131,30 @@ pub(crate) fn enabled(level: pastry_log_level) -> bool {
     level as u32 <= MAX_LEVEL.load(Ordering::Acquire)
 }
 
-/// Logs the message built by `msg` at `level`, if a logger wants it.
+/// Logs the message built by `msg` at `level`: to the `log` facade (target `pastry::ffi`), and
+/// directly to the C logger when the facade does not lead there (see the module docs).
 pub(crate) fn log(level: pastry_log_level, msg: impl FnOnce() -> String) {
-    if !enabled(level) || IN_LOG.with(Cell::get) {
+    let lvl = log_level(level);
+    let facade = lvl <= log::max_level();
+    let direct = !bridged() && enabled(level);
+    if !facade && !direct {
         return;
     }
     let text = msg();
+    if facade {
+        log::log!(target: "pastry::ffi", lvl, "{text}");
+    }
+    if direct {
+        to_c_logger(level, text);
+    }
+}
+
+/// Passes `text` to the installed C logger, if it wants `level` (and this thread is not inside
+/// its `log` already).
+fn to_c_logger(level: pastry_log_level, text: String) {
+    if !enabled(level) || IN_LOG.with(Cell::get) {
+        return;
+    }
     // Interior NULs cannot be passed through a C string: replace them.
     let c = CString::new(text.replace('\0', "\u{fffd}")).unwrap_or_default();
     let guard = LOGGER.read().unwrap_or_else(|e| e.into_inner());
@@ -137,6 +170,75 @@ pub(crate) fn log(level: pastry_log_level, msg: impl FnOnce() -> String) {
     // SAFETY: `log` is the application's function for this `userdata`; the message is a valid
     // NUL-terminated string that outlives the call.
     unsafe { f(l.userdata, level as u32, c.as_ptr()) }
+}
+
+/// The `log` level of a C level.
+fn log_level(level: pastry_log_level) -> log::Level {
+    match level {
+        pastry_log_level::PASTRY_LOG_ERROR => log::Level::Error,
+        pastry_log_level::PASTRY_LOG_WARN => log::Level::Warn,
+        pastry_log_level::PASTRY_LOG_INFO => log::Level::Info,
+        pastry_log_level::PASTRY_LOG_DEBUG => log::Level::Debug,
+    }
+}
+
+/// The C level of a `log` level (trace is passed as debug).
+fn c_level(level: log::Level) -> pastry_log_level {
+    match level {
+        log::Level::Error => pastry_log_level::PASTRY_LOG_ERROR,
+        log::Level::Warn => pastry_log_level::PASTRY_LOG_WARN,
+        log::Level::Info => pastry_log_level::PASTRY_LOG_INFO,
+        log::Level::Debug | log::Level::Trace => pastry_log_level::PASTRY_LOG_DEBUG,
+    }
+}
+
+/// The `log` filter for a C logger's `max_level` (0: off).
+fn level_filter(max: u32) -> log::LevelFilter {
+    match max {
+        0 => log::LevelFilter::Off,
+        1 => log::LevelFilter::Error,
+        2 => log::LevelFilter::Warn,
+        3 => log::LevelFilter::Info,
+        _ => log::LevelFilter::Debug,
+    }
+}
+
+/// The `log` logger that passes the library's records (targets `pastry…`) to the C logger.
+#[derive(Debug)]
+struct Bridge;
+
+static BRIDGE: Bridge = Bridge;
+/// Whether [`Bridge`] is the process's `log` logger; decided by the first `pastry_set_logger`.
+static BRIDGED: OnceLock<bool> = OnceLock::new();
+
+/// Whether the `log` facade leads to the C logger (installs [`Bridge`] on the first call
+/// after a C logger was set, if no other `log` logger is there).
+fn bridged() -> bool {
+    if let Some(&b) = BRIDGED.get() {
+        return b;
+    }
+    if MAX_LEVEL.load(Ordering::Acquire) == 0 {
+        return false; // no C logger yet: leave the `log` facade to a Rust host
+    }
+    *BRIDGED.get_or_init(|| {
+        let ok = log::set_logger(&BRIDGE).is_ok();
+        if ok {
+            log::set_max_level(level_filter(MAX_LEVEL.load(Ordering::Acquire)));
+        }
+        ok
+    })
+}
+
+impl log::Log for Bridge {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.target().starts_with("pastry") && enabled(c_level(m.level()))
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            to_c_logger(c_level(r.level()), r.args().to_string());
+        }
+    }
+    fn flush(&self) {}
 }
 
 /// Clears `IN_LOG` on scope exit (also when unwinding).

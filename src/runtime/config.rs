@@ -80,23 +80,30 @@ impl NodeConfig {
     }
 }
 
-/// A seed from the OS: `RandomState`'s per-process random keys, the wall clock and a counter.
+/// A seed from the OS's random number generator (getrandom), never 0.
+///
+/// Should the OS refuse (it practically never does on the supported systems), the seed is a
+/// process-wide counter mixed with the process id: still distinct within the process, so
+/// nodes started without an id do not all draw the same one.
 pub(crate) fn os_seed() -> u64 {
-    use core::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    // The runtime is the one layer allowed to read OS randomness and the wall clock: nodes
-    // started without an id must not all draw the same one.
-    #[allow(clippy::disallowed_methods)]
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    #[allow(clippy::disallowed_methods)]
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    h.write_u128(wall);
-    h.write_u32(std::process::id());
-    h.finish() | 1
+    let mut b = [0u8; 8];
+    let seed = match getrandom::fill(&mut b) {
+        Ok(()) => u64::from_le_bytes(b),
+        Err(_) => {
+            let k = COUNTER.fetch_add(1, Ordering::Relaxed);
+            mix(k ^ (u64::from(std::process::id()) << 32))
+        }
+    };
+    seed | 1
+}
+
+/// splitmix64's finaliser: a bijection that spreads every input bit over the output.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// A fresh message id for `route`, known to the caller before the node runs the route: a
@@ -108,10 +115,7 @@ pub(crate) fn fresh_msg_id() -> u64 {
     static SALT: OnceLock<u64> = OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let k = NEXT.fetch_add(1, Ordering::Relaxed);
-    let mut z = SALT
+    mix(SALT
         .get_or_init(os_seed)
-        .wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+        .wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
 }

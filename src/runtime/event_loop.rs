@@ -243,7 +243,10 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // An ICMP error reported on the socket, or similar: count it and go on.
-                Err(_) => NodeStatus::count(&slot.status.recv_errors),
+                Err(e) => {
+                    log::debug!("node {}: receive error: {e}", slot.node.id());
+                    NodeStatus::count(&slot.status.recv_errors);
+                }
             }
         }
         true
@@ -294,6 +297,7 @@ impl EventLoop {
                 match send(&slot.socket, &self.send_buf, dst) {
                     Sent::Done => continue,
                     Sent::Failed => {
+                        log::debug!("node {}: cannot send to {dst}", slot.node.id());
                         NodeStatus::count(&slot.status.send_errors);
                         continue;
                     }
@@ -301,6 +305,10 @@ impl EventLoop {
                 }
             }
             if slot.parked.len() >= PARK_CAP {
+                log::debug!(
+                    "node {}: socket full, datagram to {dst} dropped",
+                    slot.node.id()
+                );
                 NodeStatus::count(&slot.status.send_drops);
                 continue;
             }
@@ -380,6 +388,7 @@ impl EventLoop {
             Command::Leave(t, done) => self.leave(t, done),
             Command::Crash(t) => {
                 if let Some(mut slot) = self.slots.get_mut(t).and_then(Option::take) {
+                    log::info!("node {}: crashed on purpose", slot.node.id());
                     self.deregister(&mut slot);
                 }
             }
@@ -393,8 +402,10 @@ impl EventLoop {
         };
         let now = self.now();
         if boots.is_empty() {
+            log::info!("node {}: starting a new overlay", slot.node.id());
             slot.node.start_alone(now);
-        } else if slot.node.join(now, boots).is_err() {
+        } else if let Err(e) = slot.node.join(now, boots) {
+            log::debug!("node {}: join not started: {e}", slot.node.id());
             // Started meanwhile (the handle checked, but another handle may have raced it).
             let s = match slot.node.phase() {
                 Phase::Active => JoinState::Active,
@@ -422,6 +433,7 @@ impl EventLoop {
         if slot
             .node
             .route_with_id(now, msg_id, key, payload, hint)
+            .map_err(|e| log::debug!("node {}: route refused: {e}", slot.node.id()))
             .is_err()
         {
             NodeStatus::count(&slot.status.routes_refused);
@@ -433,6 +445,7 @@ impl EventLoop {
     fn add(&mut self, n: NewNode) {
         let app: SharedApp = Arc::new(Mutex::new(n.app));
         let mut node = n.node;
+        log::debug!("node {} added on {}", node.id(), node.handle().addr);
         node.set_forwarder(Some(Box::new(ForwardUpcall {
             app: app.clone(),
             status: n.status.clone(),
@@ -460,6 +473,7 @@ impl EventLoop {
             return;
         };
         let now = self.now();
+        log::info!("node {}: leaving", slot.node.id());
         slot.node.leave(now);
         self.pump(&mut slot);
         if slot.parked.is_empty() {
@@ -520,6 +534,7 @@ fn upcall(slot: &mut Slot, ev: Event) {
         Event::JoinFailed => slot.status.set_join(JoinState::Failed),
         _ => {}
     }
+    log_event(slot.node.id(), &ev);
     let node = &slot.node;
     let mut app = slot.app.lock();
     let r = catch_unwind(AssertUnwindSafe(|| match ev {
@@ -550,6 +565,39 @@ fn upcall(slot: &mut Slot, ev: Event) {
         Event::JoinFailed => {}
     }));
     if r.is_err() {
+        log::error!("node {}: an upcall panicked (caught)", node.id());
         NodeStatus::count(&slot.status.upcall_panics);
+    }
+}
+
+/// Logs a node event (before the upcall, outside every lock: a logger may call back into the
+/// runtime). Joins and departures from the leaf set are `info`, failures `warn`.
+fn log_event(me: Id, ev: &Event) {
+    match ev {
+        Event::Joined => log::info!("node {me}: joined (active)"),
+        Event::JoinFailed => log::warn!("node {me}: join failed: no bootstrap answered"),
+        Event::NeighborJoined(h) => log::info!("node {me}: leaf set + {h}"),
+        Event::NeighborLeft(h) => log::info!("node {me}: leaf set - {h} (left or failed)"),
+        Event::Undeliverable {
+            msg_id,
+            key,
+            reason,
+        } => log::warn!(
+            "node {me}: message {msg_id:#x} to {key} undeliverable: {}",
+            reason_text(*reason)
+        ),
+        Event::Delivered { .. } => {}
+    }
+}
+
+fn reason_text(reason: u8) -> &'static str {
+    use crate::wire::undeliverable_reason as r;
+    match reason {
+        r::HOP_LIMIT => "hop limit exceeded",
+        r::OVERLOAD => "a node on the way was out of buffer space",
+        r::UNREACHABLE => "the direct-send target could not be reached",
+        r::LOST => "lost (no acknowledgement after every retry)",
+        r::DROPPED => "a forward upcall on the way dropped it",
+        _ => "unknown reason",
     }
 }

@@ -2,6 +2,8 @@
 
 use core::fmt::Write as _;
 
+use serde::Serialize;
+
 /// A histogram of small non-negative integers (hops) or of microseconds (latency) with exact
 /// quantiles over the recorded values' buckets.
 #[derive(Clone, Debug, Default)]
@@ -270,8 +272,14 @@ impl Report {
         o
     }
 
-    /// One JSON object (a single line).
+    /// One JSON object (a single line), written by serde_json: a figure that is NaN or
+    /// infinite (nothing to divide by) is `null`.
     pub fn json(&self, s: &Summary) -> String {
+        // Serializing a struct of numbers and vectors into a String cannot fail.
+        serde_json::to_string(&self.json_fields(s)).unwrap_or_default()
+    }
+
+    fn json_fields(&self, s: &Summary) -> JsonReport {
         let per = |x: u64| {
             if self.node_seconds > 0.0 {
                 x as f64 / self.node_seconds
@@ -279,24 +287,83 @@ impl Report {
                 0.0
             }
         };
-        let hist: Vec<String> = self.hops.buckets().iter().map(u64::to_string).collect();
-        format!(
-            concat!(
-                "{{\"nodes\":{},\"live_nodes\":{},\"lookups\":{},\"delivered\":{},\"correct\":{},\"incorrect\":{},",
-                "\"lost\":{},\"duplicates\":{},\"undeliverable\":{},\"refused\":{},\"mean_hops\":{:.4},\"max_hops\":{},",
-                "\"hops_histogram\":[{}],\"log16_n\":{:.4},\"stretch_mean\":{:.4},\"stretch_of_sums\":{:.4},\"latency_p50_us\":{},\"latency_p99_us\":{},",
-                "\"join_msgs_per_node\":{:.2},\"rt_entries_mean\":{:.2},\"rt_fill\":{:.4},\"wrong_leaf_sets\":{},",
-                "\"maintenance_msgs_per_node_per_s\":{:.4},\"maintenance_bytes_per_node_per_s\":{:.2},",
-                "\"mem_bytes_per_node\":{},\"join_failed\":{},\"crashed\":{},\"virtual_s\":{:.2},\"wall_s\":{:.3}}}"
-            ),
-            s.nodes, self.live_nodes, self.lookups, self.delivered, self.correct, self.incorrect,
-            s.lost, self.duplicates, self.undeliverable, self.refused, self.hops.mean(), self.hops.max(),
-            hist.join(","), (s.nodes.max(1) as f64).log(16.0), self.stretch_mean(), self.stretch_of_sums(), self.latency_us.quantile(0.5), self.latency_us.quantile(0.99),
-            self.join_msgs as f64 / self.joined_nodes.max(1) as f64, s.rt_entries_mean, s.rt_fill, s.wrong_leaf_sets,
-            per(self.maintenance_msgs), per(self.maintenance_bytes),
-            self.node_bytes / self.live_nodes.max(1), self.join_failed, self.crashed, s.virtual_s, s.wall_s,
-        )
+        JsonReport {
+            nodes: s.nodes,
+            live_nodes: self.live_nodes,
+            lookups: self.lookups,
+            delivered: self.delivered,
+            correct: self.correct,
+            incorrect: self.incorrect,
+            lost: s.lost,
+            duplicates: self.duplicates,
+            undeliverable: self.undeliverable,
+            refused: self.refused,
+            mean_hops: round(self.hops.mean(), 4),
+            max_hops: self.hops.max(),
+            hops_histogram: self.hops.buckets().to_vec(),
+            log16_n: round((s.nodes.max(1) as f64).log(16.0), 4),
+            stretch_mean: round(self.stretch_mean(), 4),
+            stretch_of_sums: round(self.stretch_of_sums(), 4),
+            latency_p50_us: self.latency_us.quantile(0.5),
+            latency_p99_us: self.latency_us.quantile(0.99),
+            join_msgs_per_node: round(self.join_msgs as f64 / self.joined_nodes.max(1) as f64, 2),
+            rt_entries_mean: round(s.rt_entries_mean, 2),
+            rt_fill: round(s.rt_fill, 4),
+            wrong_leaf_sets: s.wrong_leaf_sets,
+            maintenance_msgs_per_node_per_s: round(per(self.maintenance_msgs), 4),
+            maintenance_bytes_per_node_per_s: round(per(self.maintenance_bytes), 2),
+            mem_bytes_per_node: self.node_bytes / self.live_nodes.max(1),
+            join_failed: self.join_failed,
+            crashed: self.crashed,
+            virtual_s: round(s.virtual_s, 2),
+            wall_s: round(s.wall_s, 3),
+        }
     }
+}
+
+/// `x` rounded to `digits` decimals, as the report prints it; NaN and infinities are kept
+/// (serde_json writes them as `null`).
+fn round(x: f64, digits: i32) -> f64 {
+    let k = 10f64.powi(digits);
+    if x.is_finite() {
+        (x * k).round() / k
+    } else {
+        x
+    }
+}
+
+/// The fields of [`Report::json`], in their order.
+#[derive(Serialize)]
+struct JsonReport {
+    nodes: u64,
+    live_nodes: u64,
+    lookups: u64,
+    delivered: u64,
+    correct: u64,
+    incorrect: u64,
+    lost: u64,
+    duplicates: u64,
+    undeliverable: u64,
+    refused: u64,
+    mean_hops: f64,
+    max_hops: u64,
+    hops_histogram: Vec<u64>,
+    log16_n: f64,
+    stretch_mean: f64,
+    stretch_of_sums: f64,
+    latency_p50_us: u64,
+    latency_p99_us: u64,
+    join_msgs_per_node: f64,
+    rt_entries_mean: f64,
+    rt_fill: f64,
+    wrong_leaf_sets: u64,
+    maintenance_msgs_per_node_per_s: f64,
+    maintenance_bytes_per_node_per_s: f64,
+    mem_bytes_per_node: u64,
+    join_failed: u64,
+    crashed: u64,
+    virtual_s: f64,
+    wall_s: f64,
 }
 
 #[cfg(test)]
@@ -314,5 +381,28 @@ mod tests {
         assert_eq!(h.quantile(1.0), 4);
         assert_eq!(h.max(), 4);
         assert!((h.mean() - 18.0 / 7.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn json_is_valid_with_nan_and_infinities() {
+        let r = Report {
+            stretch_sum: f64::NAN,
+            stretch_n: 1,
+            path_us_sum: f64::INFINITY,
+            direct_us_sum: 1.0,
+            ..Report::default()
+        };
+        let s = Summary {
+            rt_fill: f64::NAN,
+            wall_s: f64::NEG_INFINITY,
+            ..Summary::default()
+        };
+        let text = r.json(&s);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(v["stretch_mean"].is_null(), "{text}");
+        assert!(v["stretch_of_sums"].is_null(), "{text}");
+        assert!(v["rt_fill"].is_null() && v["wall_s"].is_null(), "{text}");
+        assert_eq!(v["hops_histogram"], serde_json::json!([]));
+        assert!(!text.contains('\n'));
     }
 }
