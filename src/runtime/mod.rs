@@ -71,8 +71,8 @@ use std::thread::JoinHandle;
 /// on the loop thread are counted in [`NodeStats::routes_refused`]).
 pub use crate::node::RouteError;
 pub use app::{Application, Delivery};
-pub use config::NodeConfig;
 pub(crate) use config::{fresh_msg_id, os_seed};
+pub use config::{NodeConfig, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_LIMIT};
 pub use error::{CallError, JoinError, StartError};
 pub use handle::{Handle, NodeStats};
 
@@ -116,13 +116,32 @@ impl Runtime {
     /// Binds a UDP socket to `cfg.bind`, creates the node (idle) and hands it to the loop.
     /// Start it with [`Handle::start_alone`] or [`Handle::join`].
     ///
+    /// The bind address must be one peers can reach: an unspecified address (`0.0.0.0`,
+    /// `::`) is refused, since the node advertises the address it is bound to.
+    ///
     /// # Errors
     /// [`StartError::Config`] for an invalid configuration, [`StartError::Bind`] when the
-    /// address cannot be bound (a busy port: [`io::ErrorKind::AddrInUse`]),
+    /// address cannot be bound (a busy port: [`io::ErrorKind::AddrInUse`]; an unspecified
+    /// address: [`io::ErrorKind::InvalidInput`]),
     /// [`StartError::Io`], [`StartError::Stopped`].
     pub fn add_node(&self, cfg: NodeConfig, app: impl Application) -> Result<Handle, StartError> {
         let mut node_cfg = cfg.node;
         node_cfg.validate().map_err(StartError::Config)?;
+        if !(1..=MAX_IN_FLIGHT_LIMIT).contains(&cfg.max_in_flight) {
+            return Err(StartError::Config(crate::node::ConfigError::Limits));
+        }
+        if cfg.bind.ip().is_unspecified() {
+            // The node tells its peers the address it is bound to: 0.0.0.0 / :: would send
+            // them nowhere.
+            return Err(StartError::Bind {
+                addr: cfg.bind,
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "an unspecified address (0.0.0.0 or ::) cannot be advertised to peers: \
+                     bind a specific address they can reach",
+                ),
+            });
+        }
         if node_cfg.seed == 0 {
             node_cfg.seed = config::os_seed();
         }
@@ -136,7 +155,7 @@ impl Runtime {
         let mut socket = mio::net::UdpSocket::from_std(std_socket);
         let node = Node::new(node_cfg, local).map_err(StartError::Config)?;
         let token = self.shared.token();
-        let status = Arc::new(NodeStatus::new(token, &node));
+        let status = Arc::new(NodeStatus::new(token, &node, cfg.max_in_flight));
         self.shared
             .registry
             .register(&mut socket, mio::Token(token), mio::Interest::READABLE)

@@ -49,8 +49,8 @@ pub(super) enum Command {
     Call(usize, Call),
     /// Leave gracefully, flush, remove; then signal.
     Leave(usize, Option<Sender<()>>),
-    /// Remove silently (a crash, for tests of failure handling).
-    Crash(usize),
+    /// Remove silently, as a crash would (no goodbye); then signal.
+    Crash(usize, Option<Sender<()>>),
     /// Every node leaves; the loop ends.
     Shutdown,
 }
@@ -111,7 +111,12 @@ impl Shared {
         let mut q = self.queue.lock();
         let refused = if self.stopped.load(Ordering::Acquire) {
             Some(Refused::Stopped)
-        } else if q.len() >= QUEUE_CAP && !matches!(cmd, Command::Shutdown | Command::Leave(..)) {
+        } else if q.len() >= QUEUE_CAP
+            && !matches!(
+                cmd,
+                Command::Shutdown | Command::Leave(..) | Command::Crash(..)
+            )
+        {
             Some(Refused::Full)
         } else {
             None
@@ -186,6 +191,10 @@ pub(super) struct NodeStatus {
     pub(super) send_drops: AtomicU64,
     pub(super) recv_errors: AtomicU64,
     pub(super) routes_refused: AtomicU64,
+    /// Messages routed through the handles and not finished yet (see `NodeConfig::max_in_flight`).
+    pub(super) in_flight: AtomicUsize,
+    /// The budget of `in_flight`.
+    pub(super) max_in_flight: usize,
 }
 
 fn phase_code(p: Phase) -> u8 {
@@ -198,7 +207,7 @@ fn phase_code(p: Phase) -> u8 {
 }
 
 impl NodeStatus {
-    pub(super) fn new(token: usize, node: &Node) -> NodeStatus {
+    pub(super) fn new(token: usize, node: &Node, max_in_flight: usize) -> NodeStatus {
         NodeStatus {
             token,
             me: node.handle(),
@@ -212,7 +221,25 @@ impl NodeStatus {
             send_drops: AtomicU64::new(0),
             recv_errors: AtomicU64::new(0),
             routes_refused: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight,
         }
+    }
+
+    /// Takes one unit of the in-flight budget; `false` (nothing taken) when it is spent.
+    pub(super) fn take_in_flight(&self) -> bool {
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_in_flight).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back one unit of the in-flight budget (a message finished or was refused).
+    pub(super) fn release_in_flight(&self) {
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
     pub(super) fn phase(&self) -> Phase {
@@ -286,15 +313,19 @@ mod tests {
     fn queue_is_bounded_swapped_whole_and_closed_for_good() {
         let (_poll, s) = shared();
         for _ in 0..QUEUE_CAP {
-            assert!(s.push(Command::Crash(1)).is_ok());
+            assert!(s.push(Command::Start(1, Vec::new())).is_ok());
         }
-        assert_eq!(s.push(Command::Crash(1)).err(), Some(Refused::Full));
-        // Leaving and shutting down are never refused for space.
+        assert_eq!(
+            s.push(Command::Start(1, Vec::new())).err(),
+            Some(Refused::Full)
+        );
+        // Leaving, crashing and shutting down are never refused for space.
+        assert!(s.push(Command::Crash(1, None)).is_ok());
         assert!(s.push(Command::Shutdown).is_ok());
         let mut got = Vec::new();
         s.take(&mut got);
-        assert_eq!(got.len(), QUEUE_CAP + 1);
-        assert!(s.push(Command::Crash(1)).is_ok());
+        assert_eq!(got.len(), QUEUE_CAP + 2);
+        assert!(s.push(Command::Crash(1, None)).is_ok());
         s.close();
         assert!(s.is_stopped());
         assert_eq!(s.push(Command::Shutdown).err(), Some(Refused::Stopped));
