@@ -832,6 +832,17 @@ pastry_result pastry_id_from_hex(const char *hex, struct pastry_id *out);
 pastry_result pastry_id_to_hex(const struct pastry_id *id, char *buf, size_t cap);
 
 /**
+ * Stores in `*out` the key of `len` bytes at `data` (NULL is fine when `len` is 0): the first
+ * 16 bytes of their SHA-256 digest. Use it to name content or a name (`"object/17"`) as a key:
+ * keys spread evenly over the ring however alike the names are. The Python package's
+ * `Id.hash` gives the same keys.
+ *
+ * # Errors
+ * `PASTRY_ERR_NULL_ARGUMENT`.
+ */
+pastry_result pastry_id_hash(const uint8_t *data, size_t len, struct pastry_id *out);
+
+/**
  * Parses a socket address (`"127.0.0.1:4000"`, `"[::1]:4000"`, `"[fe80::1%2]:4000"`; no host
  * names) into `*out`.
  *
