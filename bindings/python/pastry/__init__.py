@@ -432,8 +432,19 @@ class Peer(NamedTuple):
     addr: str
 
 
+_addr_cache: Dict[bytes, str] = {}
+
+
 def _peer(raw: N.pastry_peer) -> Peer:
-    return Peer(Id(raw.id), _addr_str(raw.addr))
+    # Upcalls see the same few addresses again and again: their text is cached (bounded).
+    key = bytes(raw.addr)
+    text = _addr_cache.get(key)
+    if text is None:
+        text = _addr_str(raw.addr)
+        if len(_addr_cache) >= 4096:
+            _addr_cache.clear()
+        _addr_cache[key] = text
+    return Peer(Id(raw.id), text)
 
 
 def _peer_raw(peer: Peer) -> N.pastry_peer:
