@@ -1142,9 +1142,10 @@ pastry_result pastry_node_phase(const struct pastry_node *node, pastry_phase *ou
  * The handle stays valid (calls fail with `PASTRY_ERR_STOPPED`) until `pastry_node_free`.
  *
  * # Errors
- * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_STOPPED` (a runtime node already gone),
- * `PASTRY_ERR_TIMEOUT` (the leave goes on in the background), `PASTRY_ERR_IN_CALLBACK` (a
- * caller-driven node from its own `forward`).
+ * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_STOPPED` (the node has left or was aborted
+ * already: a second shutdown), `PASTRY_ERR_TIMEOUT` (the leave goes on in the background),
+ * `PASTRY_ERR_IN_CALLBACK` (a caller-driven node from its own `forward`),
+ * `PASTRY_ERR_INVALID_ARGUMENT` (a freed handle).
  */
 pastry_result pastry_node_shutdown(struct pastry_node *node, uint32_t timeout_ms);
 

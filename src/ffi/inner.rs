@@ -112,7 +112,7 @@ fn encode(index: usize, generation: usize) -> usize {
 /// The slot index and generation of a handle (`None` for 0).
 fn decode(h: usize) -> Option<(usize, usize)> {
     let i = h & INDEX_MASK;
-    (i != 0).then_some((i - 1, h >> INDEX_BITS))
+    (i != 0).then(|| (i - 1, h >> INDEX_BITS))
 }
 
 /// Puts a new node in the table and hands its handle to the application.

@@ -299,9 +299,10 @@ pub unsafe extern "C" fn pastry_node_phase(
 /// The handle stays valid (calls fail with `PASTRY_ERR_STOPPED`) until `pastry_node_free`.
 ///
 /// # Errors
-/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_STOPPED` (a runtime node already gone),
-/// `PASTRY_ERR_TIMEOUT` (the leave goes on in the background), `PASTRY_ERR_IN_CALLBACK` (a
-/// caller-driven node from its own `forward`).
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_STOPPED` (the node has left or was aborted
+/// already: a second shutdown), `PASTRY_ERR_TIMEOUT` (the leave goes on in the background),
+/// `PASTRY_ERR_IN_CALLBACK` (a caller-driven node from its own `forward`),
+/// `PASTRY_ERR_INVALID_ARGUMENT` (a freed handle).
 #[no_mangle]
 pub unsafe extern "C" fn pastry_node_shutdown(
     node: *mut pastry_node,

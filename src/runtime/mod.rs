@@ -217,4 +217,77 @@ mod tests {
         assert_send_sync::<Handle>();
         assert_send_sync::<Runtime>();
     }
+
+    #[test]
+    fn an_unspecified_bind_address_is_refused() {
+        let rt = Runtime::new().unwrap();
+        for any in ["0.0.0.0:0", "[::]:0"] {
+            match rt.add_node(NodeConfig::new(any.parse().unwrap()), ()) {
+                Err(StartError::Bind { source, .. }) => {
+                    assert_eq!(source.kind(), io::ErrorKind::InvalidInput)
+                }
+                other => panic!("{any}: {other:?}"),
+            }
+        }
+        let cfg = NodeConfig::new("127.0.0.1:0".parse().unwrap()).with_max_in_flight(0);
+        assert!(matches!(rt.add_node(cfg, ()), Err(StartError::Config(_))));
+    }
+
+    /// Polls `f` for up to 20 s (a real-socket test: the runtime runs on the OS clock).
+    #[allow(clippy::disallowed_methods)]
+    fn eventually(mut f: impl FnMut() -> bool) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        false
+    }
+
+    #[test]
+    fn route_is_refused_past_the_in_flight_budget_until_messages_finish() {
+        use crate::id::{Id, NodeHandle};
+        use crate::time::Duration;
+        let rt = Runtime::new().unwrap();
+        let mut cfg = NodeConfig::new("127.0.0.1:0".parse().unwrap()).with_max_in_flight(3);
+        cfg.node.rto_initial = Duration::from_millis(20);
+        cfg.node.rto_min = Duration::from_millis(20);
+        cfg.node.rto_max = Duration::from_millis(40);
+        cfg.node.max_retries = 1;
+        let a = rt.add_node(cfg, ()).unwrap();
+        a.start_alone().unwrap();
+        a.wait_joined(std::time::Duration::from_secs(5)).unwrap();
+        // Direct sends to a port nobody serves: in flight until their hop fails.
+        let dead = NodeHandle {
+            id: Id(1),
+            addr: "127.0.0.1:9".parse().unwrap(),
+        };
+        for _ in 0..3 {
+            a.route_with_hint(None, &b"d"[..], Some(dead)).unwrap();
+        }
+        assert_eq!(a.in_flight(), 3);
+        assert_eq!(
+            a.route_with_hint(None, &b"d"[..], Some(dead)),
+            Err(RouteError::Overloaded)
+        );
+        // Their failures are reported: the budget is free again.
+        assert!(
+            eventually(|| a.in_flight() == 0),
+            "in flight: {}",
+            a.in_flight()
+        );
+        // A message to the node itself finishes at its local delivery.
+        a.route(a.id(), &b"self"[..]).unwrap();
+        assert!(eventually(|| a.in_flight() == 0));
+        // Abort: gone at once, no goodbye.
+        a.abort(std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(a.phase(), crate::node::Phase::Stopped);
+        assert_eq!(a.route(a.id(), &b"late"[..]), Err(RouteError::Stopped));
+        assert_eq!(
+            a.abort(std::time::Duration::from_secs(5)),
+            Err(CallError::Stopped)
+        );
+    }
 }

@@ -178,6 +178,8 @@ _SLICE = 0.05
 def lib() -> Any:
     """The loaded library (a :class:`ctypes.CDLL`, loaded on first use)."""
     global _lib
+    if _lib is not None:  # the common case: no lock
+        return _lib
     with _lib_lock:
         if _lib is None:
             _lib = N.load()
@@ -872,6 +874,30 @@ class _Native:
             sys.stderr.write("pastry: %s failed: %s\n" % (self._free_fn, _text(rc)))
 
 
+class _Borrowed(_Native):
+    """The node an upcall receives: borrowed from the library for the upcall, never closed
+    here (the library refuses a handle that was freed meanwhile), so calls need no count."""
+
+    def __init__(self, ptr: Any) -> None:
+        self.ptr = ptr
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+    def enter(self) -> Any:
+        return self.ptr
+
+    def leave(self) -> None:
+        pass
+
+    def call(self, fn: str, *args: Any) -> int:
+        return int(getattr(lib(), fn)(self.ptr, *args))
+
+    def close(self, deferred_ok: bool) -> None:
+        raise TypeError("a node received in an upcall is not owned: it cannot be closed")
+
+
 def _finalize(native: _Native, prepare: Optional[Callable[[], None]] = None) -> None:
     """Closes a native object that was collected or is left at exit (never raises)."""
     try:
@@ -1082,7 +1108,7 @@ class NodeRef:
     :class:`DrivenNode`."""
 
     def __init__(self, ptr: Any, native: Optional[_Native] = None) -> None:
-        self._native = native if native is not None else _Native(ptr, "", "node")
+        self._native = native if native is not None else _Borrowed(ptr)
 
     def _call(self, fn: str, *args: Any) -> None:
         self._native.check(fn, *args)
