@@ -170,8 +170,13 @@ impl EventLoop {
         let _ = self.shared.loop_thread.set(std::thread::current().id());
         let _guard = ExitGuard(self.shared.clone());
         while !self.stop {
-            let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut self.events, timeout) {
+            let mut timeout = self.poll_timeout();
+            if timeout != Some(StdDuration::ZERO) && !self.shared.park() {
+                timeout = Some(StdDuration::ZERO);
+            }
+            let polled = self.poll.poll(&mut self.events, timeout);
+            self.shared.unpark();
+            if let Err(e) = polled {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }

@@ -72,6 +72,10 @@ pub(super) struct Shared {
     next_token: AtomicUsize,
     pub(super) loop_thread: OnceLock<ThreadId>,
     stopped: AtomicBool,
+    /// The loop is blocked (or about to block) in `poll`: a push must wake it. While it runs,
+    /// pushes need no wake (it takes the queue at the end of every round), which saves a
+    /// `write` and a wakeup per `route` under load.
+    parked: AtomicBool,
 }
 
 impl core::fmt::Debug for Shared {
@@ -91,6 +95,7 @@ impl Shared {
             next_token: AtomicUsize::new(1),
             loop_thread: OnceLock::new(),
             stopped: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
         }
     }
 
@@ -104,9 +109,10 @@ impl Shared {
         self.loop_thread.get() == Some(&std::thread::current().id())
     }
 
-    /// Queues `cmd` and wakes the loop (only when the queue was empty: one wake per batch; the
-    /// loop also drains the queue after every round, so pushes from upcalls need no wake).
-    /// Refused (and dropped) when the runtime has stopped or the queue is full.
+    /// Queues `cmd` and wakes the loop if it is parked in `poll` (see [`Shared::park`]; a
+    /// running loop takes the queue at the end of its round, so pushes from upcalls and
+    /// pushes during a busy round need no wake). Refused (and dropped) when the runtime has
+    /// stopped or the queue is full.
     pub(super) fn push(&self, cmd: Command) -> Result<(), Refused> {
         let mut q = self.queue.lock();
         let refused = if self.stopped.load(Ordering::Acquire) {
@@ -127,14 +133,31 @@ impl Shared {
             return Err(r);
         }
         q.push(cmd);
-        let was_empty = q.len() == 1;
         drop(q);
-        if was_empty && !self.on_loop_thread() {
+        // SeqCst with `park`'s store and check (both ordered by the queue's mutex): either the
+        // loop saw this command before blocking, or this sees `parked` and wakes it.
+        if self.parked.swap(false, Ordering::SeqCst) {
             // A failed wake means the poll instance is gone: the loop has ended, and its exit
             // guard drops what is queued.
             let _ = self.waker.wake();
         }
         Ok(())
+    }
+
+    /// The loop is about to block in `poll`: returns `false` (and stays unparked) when a
+    /// command is already queued, so the loop polls without blocking instead.
+    pub(super) fn park(&self) -> bool {
+        self.parked.store(true, Ordering::SeqCst);
+        if self.queue.lock().is_empty() {
+            return true;
+        }
+        self.parked.store(false, Ordering::SeqCst);
+        false
+    }
+
+    /// The loop is running again (its `poll` returned).
+    pub(super) fn unpark(&self) {
+        self.parked.store(false, Ordering::SeqCst);
     }
 
     /// Takes every queued command (the loop's side).

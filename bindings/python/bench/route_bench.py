@@ -1,9 +1,15 @@
 """Route throughput and latency from one Python thread, through the installed package.
 
 Two nodes on one runtime on 127.0.0.1; node A routes to keys whose root is node B (one overlay
-hop, real UDP) while at most ``--window`` messages are in flight (each delivery at B opens the
-window again). Prints deliveries per second with that window, and the p50 / p99 round-trip
-latency (route to deliver) with one message in flight.
+hop, real UDP) with at most ``--window`` messages in flight, kept two ways:
+
+- ``budget``: the library's own backpressure, ``Config(max_in_flight=window)``: route until
+  :class:`pastry.OverloadedError`, then wait a little for acknowledgements;
+- ``window``: the sender counts deliveries at B itself (default budget), and routes only while
+  fewer than ``window`` messages are undelivered.
+
+Prints deliveries per second for each, and the p50 / p99 latency (route to deliver) with one
+message in flight.
 
     python bindings/python/bench/route_bench.py [--messages 20000] [--window 64]
 """
@@ -35,41 +41,52 @@ def main() -> None:
             cond.notify()
 
     with pastry.Runtime() as rt:
-        a = pastry.Node(rt)
-        a.start()
-        a.wait_joined(10)
+        # Two senders: one limited by the library's budget, one by the sender's own window.
+        budgeted = pastry.Node(rt, pastry.Config(max_in_flight=args.window))
+        budgeted.start()
+        budgeted.wait_joined(10)
+        free = pastry.Node(rt)
+        free.join([budgeted.addr], timeout=10)
         b = pastry.Node(rt, on_deliver=on_deliver)
-        b.join([a.addr], timeout=10)
+        b.join([budgeted.addr], timeout=10)
         key = b.id  # b is the root of its own id: one hop from a
         payload = b"x" * 64
 
-        def run(count: int, window: int) -> float:
+        def run(a: pastry.Node, count: int, window: int) -> float:
+            """``window`` 0: the library's budget alone."""
             with cond:
                 state["delivered"] = 0
             sent = 0
             t0 = time.perf_counter()
             while sent < count:
-                with cond:
-                    while sent - state["delivered"] >= window:
-                        cond.wait(1.0)
+                if window:
+                    with cond:
+                        while sent - state["delivered"] >= window:
+                            cond.wait(1.0)
                 try:
                     a.route(key, payload)
                     sent += 1
                 except pastry.OverloadedError:
-                    time.sleep(0.0005)
+                    with cond:  # a delivery comes just before its acknowledgement
+                        cond.wait(0.0002)
             with cond:
                 while state["delivered"] < count:
                     if not cond.wait(10.0):
                         raise SystemExit("deliveries stalled at %d" % state["delivered"])
             return time.perf_counter() - t0
 
-        run(1000, args.window)  # warm up
-        secs = run(args.messages, args.window)
-        print(
-            "throughput: %d messages, %d in flight: %.0f deliveries/s"
-            % (args.messages, args.window, args.messages / secs)
-        )
+        run(budgeted, 1000, 0)  # warm up
+        run(free, 1000, args.window)
+        for how, a, window in (("budget", budgeted, 0), ("window", free, args.window)):
+            before = a.stats()["retransmits"]
+            secs = run(a, args.messages, window)
+            print(
+                "throughput (%s): %d messages, %d in flight: %.0f deliveries/s, %d retransmits"
+                % (how, args.messages, args.window, args.messages / secs,
+                   a.stats()["retransmits"] - before)
+            )
 
+        a = free
         lat = []
         for _ in range(args.latency_samples):
             with cond:
@@ -94,8 +111,8 @@ def main() -> None:
             "sender: retransmits %d, failures detected %d, routes refused %d"
             % (stats["retransmits"], stats["failures_detected"], stats["routes_refused"])
         )
-        b.close()
-        a.close()
+        for n in (b, free, budgeted):
+            n.close()
 
 
 if __name__ == "__main__":
