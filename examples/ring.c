@@ -44,18 +44,12 @@ static void on_deliver(void *userdata, pastry_node *node, const pastry_delivery 
     pthread_mutex_unlock(&lock);
 }
 
-/* A 128-bit key from a name (two FNV-1a 64-bit hashes). */
+/* The key of a name: the first 16 bytes of its SHA-256 (pastry_id_hash), so that names as
+ * alike as "object/000" and "object/001" land far apart on the ring. */
 static pastry_id key_of(const char *name) {
     pastry_id id;
-    uint64_t h1 = 0xcbf29ce484222325ull, h2 = 0x84222325cbf29ce4ull;
-    int i;
-    for (; *name; name++) {
-        h1 = (h1 ^ (uint8_t)*name) * 0x100000001b3ull;
-        h2 = (h2 ^ (uint8_t)*name) * 0x100000001b3ull;
-    }
-    for (i = 0; i < 8; i++) {
-        id.bytes[i] = (uint8_t)(h1 >> (56 - 8 * i));
-        id.bytes[8 + i] = (uint8_t)(h2 >> (56 - 8 * i));
+    if (pastry_id_hash((const uint8_t *)name, strlen(name), &id) != PASTRY_OK) {
+        memset(&id, 0, sizeof id);
     }
     return id;
 }

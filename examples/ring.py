@@ -4,9 +4,8 @@ Starts five nodes on one runtime, routes a message for each of a few names (the 
 of the name), and prints where each was delivered: at the node whose id is numerically closest
 to the key. Then it awaits one more delivery through asyncio.
 
-    cargo build --release
-    pip install ./bindings/python
-    PASTRY_LIB=$PWD/target/release/libpastry.so python examples/ring.py
+    pip install ./bindings/python      # builds libpastry and bundles it in the package
+    python examples/ring.py
 """
 
 import asyncio

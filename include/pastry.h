@@ -72,6 +72,38 @@
 #define PASTRY_MAX_PAYLOAD_LIMIT 65379
 
 /**
+ * The default payload limit (`pastry_config_set_max_payload`): 16 KiB.
+ */
+#define PASTRY_DEFAULT_MAX_PAYLOAD 16384
+
+/**
+ * The default budget of messages in flight per runtime node
+ * (`pastry_config_set_max_in_flight`).
+ */
+#define PASTRY_DEFAULT_MAX_IN_FLIGHT 1024
+
+/**
+ * The largest budget of messages in flight `pastry_config_set_max_in_flight` accepts.
+ */
+#define PASTRY_MAX_IN_FLIGHT_LIMIT 65536
+
+/**
+ * The longest period or timeout any `pastry_config_set_*_ms` setter accepts: one day, in
+ * milliseconds.
+ */
+#define PASTRY_MAX_TIMER_MS 86400000
+
+/**
+ * The most join attempts `pastry_config_set_join_timeout_ms` accepts.
+ */
+#define PASTRY_MAX_JOIN_ATTEMPTS 1024
+
+/**
+ * The most hop retransmissions `pastry_config_set_retransmit` accepts.
+ */
+#define PASTRY_MAX_RETRANSMITS 16
+
+/**
  * `forward` returns this to let the message go on (to `msg->next_hop`, possibly changed, or
  * delivered here when `msg->has_next_hop` is false).
  */
@@ -353,10 +385,24 @@ typedef uint32_t pastry_log_level;
  * `pastry_node_new_driven`, released by `pastry_config_free`. One builder may configure any
  * number of nodes. Not thread-safe: do not change it while another thread uses it.
  *
- * Defaults: bind `127.0.0.1:0` (an ephemeral loopback port), a random id, `b = 4`, leaf set
- * 16, neighbourhood set 32, network 0, payload limit 16 KiB, leaf probes every 10 s,
- * routing-table maintenance every 30 s, join timeout 3 s with 8 attempts, retransmission
- * timeout 500 ms initially, 50 ms to 10 s, 5 retries.
+ * Defaults and ranges (each setter says its own):
+ *
+ * | setting | default | range |
+ * |---|---|---|
+ * | bind | `127.0.0.1:0` (an ephemeral loopback port) | a specific address (not `0.0.0.0` / `::`) |
+ * | id | random | any |
+ * | digit bits `b` | 4 | 1, 2, 4 |
+ * | leaf-set size | 16 | even, 2..=64 |
+ * | neighbourhood size | 32 | 0..=256 |
+ * | network | 0 | any `uint32_t` |
+ * | payload limit | `PASTRY_DEFAULT_MAX_PAYLOAD` (16384) | 0..=`PASTRY_MAX_PAYLOAD_LIMIT` |
+ * | seed | 0 (from the OS) | any |
+ * | leaf probe period | 20000 ms | 1..=`PASTRY_MAX_TIMER_MS` |
+ * | routing-table maintenance | 30000 ms | 1..=`PASTRY_MAX_TIMER_MS` |
+ * | join timeout, attempts | 3000 ms, 8 | 1..=`PASTRY_MAX_TIMER_MS`, 1..=`PASTRY_MAX_JOIN_ATTEMPTS` |
+ * | retransmission timeout initial, min, max | 500, 50, 10000 ms | 1..=`PASTRY_MAX_TIMER_MS`, min <= max |
+ * | hop retransmissions | 5 | 0..=`PASTRY_MAX_RETRANSMITS` |
+ * | messages in flight | `PASTRY_DEFAULT_MAX_IN_FLIGHT` (1024) | 1..=`PASTRY_MAX_IN_FLIGHT_LIMIT` |
  */
 typedef struct pastry_config pastry_config;
 
@@ -364,10 +410,15 @@ typedef struct pastry_config pastry_config;
  * One overlay node (opaque): run by a runtime (`pastry_node_new`) or driven by the caller
  * (`pastry_node_new_driven`). Released with `pastry_node_free`.
  *
+ * A `pastry_node *` is a handle, not an address: the library looks it up in its own table on
+ * every call and never dereferences it.
+ *
  * A runtime node is thread-safe: any thread may call `pastry_route`, the queries and the
- * other functions at once. A caller-driven node may be used from any thread, one call at a
- * time (calls from several threads are serialised). No call may race with
- * `pastry_node_free` of the same node.
+ * other functions at once. A caller-driven node may be used from any thread (calls from
+ * several threads are serialised). `pastry_node_free` may race with calls on other threads:
+ * calls in progress finish normally (the node is kept alive, reference-counted, until the last
+ * returns), and every call made with the handle after `pastry_node_free` is refused with
+ * `PASTRY_ERR_INVALID_ARGUMENT`, as is a second free.
  */
 typedef struct pastry_node pastry_node;
 
@@ -467,14 +518,19 @@ typedef struct pastry_peer {
 /**
  * A message that arrived at its root (this node), passed to `deliver`. Valid only during the
  * call: copy what you keep.
+ *
+ * Delivery is at least once: when the root's acknowledgement is lost, the source sends the
+ * message again, and a root that changed meanwhile (or lost its duplicate filter) delivers it
+ * a second time with the same `msg_id`. Deduplicate by `msg_id` where it matters.
  */
 typedef struct pastry_delivery {
     /**
-     * The key it was routed to (for a direct send: this node's id).
+     * The key it was routed to (for a direct send: the id given in the hint).
      */
     struct pastry_id key;
     /**
-     * The node that sent it.
+     * The node that sent it: the message's original source (where a reply goes, e.g. with a
+     * direct send to it), not the last hop.
      */
     struct pastry_peer source;
     /**
@@ -538,7 +594,8 @@ typedef struct pastry_forward {
      */
     bool has_next_hop;
     /**
-     * Internal: used by `pastry_forward_set_payload`. Do not change.
+     * Internal: the ticket by which `pastry_forward_set_payload` recognises a live message
+     * (never dereferenced). Do not change.
      */
     void *_private;
 } pastry_forward;
@@ -560,10 +617,12 @@ typedef struct pastry_forward {
  * `PASTRY_ERR_IN_CALLBACK`, never a deadlock: `pastry_node_free`, `pastry_runtime_free`,
  * the blocking waits (`pastry_node_join`, `pastry_node_wait_joined`), queries and stats from
  * `forward`, and calls into a caller-driven node from its own `forward` (other than
- * `pastry_route`).
+ * `pastry_route`). `pastry_node_stats` works from `deliver`, `update` and `undeliverable` like
+ * the queries.
  *
- * **Pointers** passed to an upcall (`node`, `msg`, `peer`, `key`) are valid only during the
- * call. The `node` argument is the handle the upcall belongs to.
+ * **Pointers** passed to an upcall (`msg`, `peer`, `key`) are valid only during the call.
+ * The `node` argument is the handle the upcall belongs to (the value `pastry_node_new`
+ * returned; after `pastry_node_free` calls with it are refused).
  *
  * **drop** runs exactly once, after the last upcall has returned: when the node has left
  * (`pastry_node_shutdown`, `pastry_node_free`) or its runtime is freed; at the latest when
@@ -578,7 +637,8 @@ typedef struct pastry_callbacks {
      */
     void *userdata;
     /**
-     * A message arrived at this node, the root of its key (the Common API `deliver`).
+     * A message arrived at this node, the root of its key (the Common API `deliver`); at
+     * least once (see `pastry_delivery`).
      */
     void (*deliver)(void *userdata, struct pastry_node *node, const struct pastry_delivery *msg);
     /**
@@ -774,6 +834,17 @@ pastry_result pastry_id_from_hex(const char *hex, struct pastry_id *out);
 pastry_result pastry_id_to_hex(const struct pastry_id *id, char *buf, size_t cap);
 
 /**
+ * Stores in `*out` the key of `len` bytes at `data` (NULL is fine when `len` is 0): the first
+ * 16 bytes of their SHA-256 digest. Use it to name content or a name (`"object/17"`) as a key:
+ * keys spread evenly over the ring however alike the names are. The Python package's
+ * `Id.hash` gives the same keys.
+ *
+ * # Errors
+ * `PASTRY_ERR_NULL_ARGUMENT`.
+ */
+pastry_result pastry_id_hash(const uint8_t *data, size_t len, struct pastry_id *out);
+
+/**
  * Parses a socket address (`"127.0.0.1:4000"`, `"[::1]:4000"`, `"[fe80::1%2]:4000"`; no host
  * names) into `*out`.
  *
@@ -821,8 +892,9 @@ void pastry_config_free(struct pastry_config *config);
  * For a caller-driven node it is the address the node advertises to its peers: the address
  * the host's own socket receives on.
  *
- * A node tells its peers the address it is bound to: bind a specific address that they can
- * reach (not `0.0.0.0`).
+ * A node tells its peers the address it is bound to, so bind a specific address that they
+ * can reach: `pastry_node_new` refuses an unspecified one (`0.0.0.0`, `::`) with
+ * `PASTRY_ERR_BAD_ADDRESS` (this setter accepts it, since a later setter call may change it).
  *
  * # Errors
  * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_BAD_ADDRESS`.
@@ -831,7 +903,9 @@ pastry_result pastry_config_set_bind(struct pastry_config *config, const char *a
 
 /**
  * Sets the node's id; NULL restores the default (a random id, drawn when the node is
- * created).
+ * created). Ids must be unique within an overlay: a join with an id that a live member
+ * already has is not answered, and fails with `PASTRY_ERR_JOIN_FAILED` once its attempts are
+ * spent.
  *
  * # Errors
  * `PASTRY_ERR_NULL_ARGUMENT` (config NULL).
@@ -875,8 +949,8 @@ pastry_result pastry_config_set_network(struct pastry_config *config, uint32_t n
 
 /**
  * Sets the largest payload `pastry_route` accepts, in bytes: at most
- * `PASTRY_MAX_PAYLOAD_LIMIT` (default 16384). Larger routes fail with
- * `PASTRY_ERR_PAYLOAD_TOO_LARGE`.
+ * `PASTRY_MAX_PAYLOAD_LIMIT` (default `PASTRY_DEFAULT_MAX_PAYLOAD`, 16384). Larger routes fail
+ * with `PASTRY_ERR_PAYLOAD_TOO_LARGE`.
  *
  * # Errors
  * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG`.
@@ -894,29 +968,32 @@ pastry_result pastry_config_set_max_payload(struct pastry_config *config, size_t
 pastry_result pastry_config_set_seed(struct pastry_config *config, uint64_t seed);
 
 /**
- * Sets the leaf-set probe period in milliseconds (default 10000): how soon a silent leaf is
- * checked, and so how fast a failed neighbour is detected.
+ * Sets the leaf-set probe period in milliseconds (default 20000, at most
+ * `PASTRY_MAX_TIMER_MS`): how soon a silent leaf is checked, and so how fast a failed
+ * neighbour is detected.
  *
  * # Errors
- * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0).
+ * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0 or over the maximum).
  */
 pastry_result pastry_config_set_leaf_probe_period_ms(struct pastry_config *config, uint64_t ms);
 
 /**
- * Sets the routing-table maintenance period in milliseconds (default 30000).
+ * Sets the routing-table maintenance period in milliseconds (default 30000, at most
+ * `PASTRY_MAX_TIMER_MS`).
  *
  * # Errors
- * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0).
+ * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0 or over the maximum).
  */
 pastry_result pastry_config_set_rt_maintenance_period_ms(struct pastry_config *config, uint64_t ms);
 
 /**
  * Sets how long a join waits for an answer before trying again, in milliseconds (default
- * 3000; doubled on each retry up to 8x), and the number of attempts over the bootstrap list
- * before the join fails (default 8).
+ * 3000, at most `PASTRY_MAX_TIMER_MS`; doubled on each retry up to 8x), and the number of
+ * attempts over the bootstrap list before the join fails (default 8, 1 to
+ * `PASTRY_MAX_JOIN_ATTEMPTS`).
  *
  * # Errors
- * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0).
+ * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0 or over a maximum).
  */
 pastry_result pastry_config_set_join_timeout_ms(struct pastry_config *config,
                                                 uint64_t ms,
@@ -924,17 +1001,32 @@ pastry_result pastry_config_set_join_timeout_ms(struct pastry_config *config,
 
 /**
  * Sets the hop retransmission timeout in milliseconds: the value used before any round trip
- * is measured, and its bounds (defaults 500, 50, 10000), with the retransmissions of one hop
- * before the next hop is declared failed and the message rerouted (default 5).
+ * is measured, and its bounds (defaults 500, 50, 10000; each at most `PASTRY_MAX_TIMER_MS`),
+ * with the retransmissions of one hop before the next hop is declared failed and the message
+ * rerouted (default 5, at most `PASTRY_MAX_RETRANSMITS`).
  *
  * # Errors
- * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0, or `min > max`).
+ * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0, over a maximum, or
+ * `min > max`).
  */
 pastry_result pastry_config_set_retransmit(struct pastry_config *config,
                                            uint64_t initial_ms,
                                            uint64_t min_ms,
                                            uint64_t max_ms,
                                            uint32_t max_retries);
+
+/**
+ * Sets the budget of messages in flight of a runtime node: routed with `pastry_route` and
+ * not yet finished (acknowledged by their root, delivered here, or reported undeliverable).
+ * When it is spent, `pastry_route` returns `PASTRY_ERR_OVERLOADED` at once instead of
+ * queueing more: wait for deliveries or `undeliverable` reports, then route again. 1 to
+ * `PASTRY_MAX_IN_FLIGHT_LIMIT` (default `PASTRY_DEFAULT_MAX_IN_FLIGHT`). A caller-driven node
+ * is bounded by its own limit of messages awaiting acknowledgement (8192).
+ *
+ * # Errors
+ * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0 or over the maximum).
+ */
+pastry_result pastry_config_set_max_in_flight(struct pastry_config *config, size_t max);
 
 /**
  * Starts a runtime (spawns its event-loop thread) and stores it in `*out`. Release it with
@@ -1052,9 +1144,10 @@ pastry_result pastry_node_phase(const struct pastry_node *node, pastry_phase *ou
  * The handle stays valid (calls fail with `PASTRY_ERR_STOPPED`) until `pastry_node_free`.
  *
  * # Errors
- * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_STOPPED` (a runtime node already gone),
- * `PASTRY_ERR_TIMEOUT` (the leave goes on in the background), `PASTRY_ERR_IN_CALLBACK` (a
- * caller-driven node from its own `forward`).
+ * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_STOPPED` (the node has left or was aborted
+ * already: a second shutdown), `PASTRY_ERR_TIMEOUT` (the leave goes on in the background),
+ * `PASTRY_ERR_IN_CALLBACK` (a caller-driven node from its own `forward`),
+ * `PASTRY_ERR_INVALID_ARGUMENT` (a freed handle).
  */
 pastry_result pastry_node_shutdown(struct pastry_node *node, uint32_t timeout_ms);
 
@@ -1076,7 +1169,18 @@ pastry_result pastry_node_free(struct pastry_node *node);
  * Routes `len` bytes at `msg` (NULL is fine when `len` is 0) toward the root of `*key` (the
  * Common API `route`). The bytes are copied; the call returns once the message is queued (a
  * runtime node) or handed to the node (a caller-driven node). `hint` (NULL: none) is a first
- * hop to try; with a hint and a NULL key the message is a direct send, delivered at the hint.
+ * hop to try.
+ *
+ * With a hint and a NULL key the message is a **direct send**: it goes to the hint's address
+ * and is delivered by the node that receives it there, whatever its id (the hint's id is not
+ * checked; it becomes the delivery's key). Like a routed message it is acknowledged hop by
+ * hop and end to end, retried, and reported to `undeliverable` when it cannot be delivered
+ * (`PASTRY_UNDELIVERABLE_UNREACHABLE`, `PASTRY_UNDELIVERABLE_LOST`).
+ *
+ * Delivery is at least once (see `pastry_delivery`). A runtime node has a budget of messages
+ * in flight (`pastry_config_set_max_in_flight`, default `PASTRY_DEFAULT_MAX_IN_FLIGHT`): past
+ * it the route is refused with `PASTRY_ERR_OVERLOADED` at once; route again after deliveries
+ * or `undeliverable` reports have freed some.
  *
  * Callable from any thread and from inside any upcall (also of this node: the message is
  * then routed after the upcall returns). The root's application sees the message in
@@ -1086,7 +1190,9 @@ pastry_result pastry_node_free(struct pastry_node *node);
  * # Errors
  * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_NO_DESTINATION` (no key and no hint),
  * `PASTRY_ERR_PAYLOAD_TOO_LARGE`, `PASTRY_ERR_BAD_ADDRESS` (hint),
- * `PASTRY_ERR_NOT_ACTIVE` (not joined yet), `PASTRY_ERR_OVERLOADED`, `PASTRY_ERR_STOPPED`.
+ * `PASTRY_ERR_NOT_ACTIVE` (not joined yet), `PASTRY_ERR_OVERLOADED` (the in-flight budget is
+ * spent), `PASTRY_ERR_STOPPED` (shut down, aborted, or the runtime stopped),
+ * `PASTRY_ERR_INVALID_ARGUMENT` (a freed handle).
  */
 pastry_result pastry_route(struct pastry_node *node,
                            const struct pastry_id *key,
@@ -1136,9 +1242,75 @@ pastry_result pastry_node_addr(const struct pastry_node *node, struct pastry_add
 pastry_result pastry_node_addr_str(const struct pastry_node *node, char *buf, size_t cap);
 
 /**
+ * `pastry_node_start` for a caller-driven node at time `now_us` (the host's clock, as given
+ * to `pastry_node_handle_timeout`): its first timers are due from then on.
+ *
+ * # Errors
+ * As `pastry_node_start`; `PASTRY_ERR_WRONG_MODE` for a runtime node (its clock is the
+ * runtime's).
+ */
+pastry_result pastry_node_start_at(struct pastry_node *node, uint64_t now_us);
+
+/**
+ * `pastry_node_start_join` for a caller-driven node at time `now_us` (the host's clock): the
+ * first join timeout is counted from then.
+ *
+ * # Errors
+ * As `pastry_node_start_join`; `PASTRY_ERR_WRONG_MODE` for a runtime node.
+ */
+pastry_result pastry_node_start_join_at(struct pastry_node *node,
+                                        const struct pastry_addr *bootstraps,
+                                        size_t count,
+                                        uint64_t now_us);
+
+/**
+ * `pastry_route_with_id` for a caller-driven node at time `now_us` (the host's clock): the
+ * message's retransmission and end-to-end timers are counted from then. `out_msg_id` may be
+ * NULL (the id is then not reported).
+ *
+ * # Errors
+ * As `pastry_route`; `PASTRY_ERR_WRONG_MODE` for a runtime node.
+ */
+pastry_result pastry_route_at(struct pastry_node *node,
+                              const struct pastry_id *key,
+                              const uint8_t *msg,
+                              size_t len,
+                              const struct pastry_peer *hint,
+                              uint64_t now_us,
+                              uint64_t *out_msg_id);
+
+/**
+ * `pastry_node_shutdown` for a caller-driven node at time `now_us` (the host's clock).
+ *
+ * # Errors
+ * As `pastry_node_shutdown`; `PASTRY_ERR_WRONG_MODE` for a runtime node.
+ */
+pastry_result pastry_node_shutdown_at(struct pastry_node *node, uint64_t now_us);
+
+/**
+ * Stops a node abruptly, without a graceful leave, as if its host had crashed: no goodbye is
+ * sent (its leaf set notices through failure detection and repairs around it), and queued
+ * datagrams and messages in flight are dropped. For applications that must stop at once, and
+ * for tests of failure handling.
+ *
+ * A runtime node's socket is closed and it is removed from its runtime (`drop(userdata)` has
+ * run) before this returns, waiting up to `timeout_ms` milliseconds; from inside a callback it
+ * does not wait (the abort is done after the callback returns, and `PASTRY_OK` returned). A
+ * caller-driven node stops at once and queues nothing (`timeout_ms` is not used).
+ *
+ * The handle stays valid (calls fail with `PASTRY_ERR_STOPPED`) until `pastry_node_free`.
+ *
+ * # Errors
+ * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_ARGUMENT` (a freed handle),
+ * `PASTRY_ERR_STOPPED` (already stopped), `PASTRY_ERR_TIMEOUT` (the runtime has not done it
+ * yet; it will), `PASTRY_ERR_IN_CALLBACK` (a caller-driven node from its own `forward`).
+ */
+pastry_result pastry_node_abort(struct pastry_node *node, uint32_t timeout_ms);
+
+/**
  * Writes up to `*count` next-hop candidates toward `*key` into `out`, best first (the Common
- * API `local_lookup`); with `safe`, only leaf-set members (probed most often). None when this
- * node is the key's root.
+ * API `local_lookup`); with `safe`, only leaf-set members (probed most often). When this node
+ * is the key's root no node is closer: it returns `PASTRY_OK` with `*count` set to 0.
  *
  * Callable from any thread, and from the node's own `deliver` / `update` / `undeliverable`
  * upcalls. Blocks until the node's loop answers (a runtime node).
@@ -1198,7 +1370,9 @@ pastry_result pastry_node_range(const struct pastry_node *node,
  * Copies the node's counters into `*out`: the first `size` bytes of a `pastry_stats` (pass
  * `sizeof(pastry_stats)`; a larger size gets the whole struct, the rest untouched).
  *
- * Not from inside an upcall of a runtime node (it waits for the loop thread).
+ * Callable from any thread, and from the node's own `deliver` / `update` / `undeliverable`
+ * upcalls (as the KBR queries); not from `forward`, nor from an upcall of another node of the
+ * same runtime (that would wait for the loop thread it runs on).
  *
  * # Errors
  * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_ARGUMENT` (`size` 0),
@@ -1211,11 +1385,15 @@ pastry_result pastry_node_stats(const struct pastry_node *node,
 /**
  * Replaces the payload of the message in a `forward` call with a copy of `len` bytes at
  * `data` (NULL is fine when `len` is 0). Only on the `msg` passed to `forward`, during that
- * call; `msg->payload` and `msg->payload_len` then show the new bytes.
+ * call, on the thread running it; `msg->payload` and `msg->payload_len` then show the new
+ * bytes. A `pastry_forward` kept (copied) after its call has returned is refused: the library
+ * recognises live messages by a ticket in `_private`, looked up in its own table, and never
+ * follows a pointer from the struct.
  *
  * # Errors
- * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_ARGUMENT` (not a live `forward` message),
- * `PASTRY_ERR_PAYLOAD_TOO_LARGE` (over the node's payload limit).
+ * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_ARGUMENT` (not a live `forward` message:
+ * kept after its call, or from another thread), `PASTRY_ERR_PAYLOAD_TOO_LARGE` (over the
+ * node's payload limit).
  */
 pastry_result pastry_forward_set_payload(struct pastry_forward *msg,
                                          const uint8_t *data,

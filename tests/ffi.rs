@@ -473,3 +473,458 @@ fn runtime_overlay_with_upcalls() {
         "drop ran exactly once per node"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Misuse (issue 9): each of these was undefined behaviour, a hang or a wrong code before.
+
+/// A caller-driven node alone in its overlay (started at `now`), with `cb` as its callbacks.
+fn lone_driven(port: u16, cb: Option<&pastry_callbacks>, now: u64) -> *mut pastry_node {
+    let mut cfg = null_mut();
+    let mut node = null_mut();
+    let bind = std::ffi::CString::new(format!("127.0.0.1:{port}")).unwrap();
+    // SAFETY: live locals; the config is freed here, the node by the caller.
+    unsafe {
+        assert_eq!(pastry_config_new(&mut cfg), PASTRY_OK);
+        assert_eq!(pastry_config_set_bind(cfg, bind.as_ptr()), PASTRY_OK);
+        let cb = cb.map_or(null(), |c| c as *const _);
+        assert_eq!(pastry_node_new_driven(cfg, cb, &mut node), PASTRY_OK);
+        pastry_config_free(cfg);
+        assert_eq!(pastry_node_start_at(node, now), PASTRY_OK);
+    }
+    node
+}
+
+unsafe extern "C" fn keep_forward(
+    ud: *mut c_void,
+    _n: *mut pastry_node,
+    m: *mut pastry_forward,
+) -> u32 {
+    // SAFETY: `ud` is the test's `Mutex<Option<pastry_forward>>`; `m` is live for the call.
+    unsafe {
+        let kept = &*ud.cast::<Mutex<Option<pastry_forward>>>();
+        *kept.lock().unwrap() = Some(*m);
+        // During the call the same message may be changed.
+        assert_eq!(pastry_forward_set_payload(m, b"new".as_ptr(), 3), PASTRY_OK);
+    }
+    PASTRY_FORWARD_CONTINUE
+}
+
+#[test]
+fn a_forward_kept_after_its_call_is_refused() {
+    let kept: Mutex<Option<pastry_forward>> = Mutex::new(None);
+    let cb = pastry_callbacks {
+        userdata: (&kept as *const Mutex<_>).cast_mut().cast(),
+        forward: Some(keep_forward),
+        ..pastry_callbacks::default()
+    };
+    let node = lone_driven(41100, Some(&cb), 0);
+    // SAFETY: live node; `kept` outlives it (freed below).
+    unsafe {
+        let key = pastry_id { bytes: [9; 16] };
+        assert_eq!(
+            pastry_route(node, &key, b"x".as_ptr(), 1, null()),
+            PASTRY_OK
+        );
+        let mut m = kept.lock().unwrap().take().expect("forward ran");
+        assert_eq!(
+            pastry_forward_set_payload(&mut m, b"late".as_ptr(), 4),
+            PASTRY_ERR_INVALID_ARGUMENT
+        );
+        // A forged ticket is refused the same way.
+        m._private = core::ptr::without_provenance_mut(0x1234);
+        assert_eq!(
+            pastry_forward_set_payload(&mut m, null(), 0),
+            PASTRY_ERR_INVALID_ARGUMENT
+        );
+        // The change made during the call was applied.
+        let mut ev = std::mem::MaybeUninit::<pastry_event>::uninit();
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            pastry_node_poll_event(node, ev.as_mut_ptr(), buf.as_mut_ptr(), buf.len()),
+            PASTRY_OK
+        ); // joined
+        assert_eq!(
+            pastry_node_poll_event(node, ev.as_mut_ptr(), buf.as_mut_ptr(), buf.len()),
+            PASTRY_OK
+        );
+        let ev = ev.assume_init();
+        assert_eq!(ev.kind, pastry_event_kind::PASTRY_EVENT_DELIVERED);
+        assert_eq!(&buf[..ev.payload_len], b"new");
+        assert_eq!(pastry_node_free(node), PASTRY_OK);
+    }
+}
+
+#[test]
+// A watchdog thread: a hang must fail the test, not stall CI.
+#[allow(clippy::disallowed_methods)]
+fn handle_timeout_at_the_end_of_time_returns() {
+    let node = lone_driven(41101, None, 0) as usize;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: a live node, freed only after this thread reports.
+        let r = unsafe { pastry_node_handle_timeout(node as *mut pastry_node, u64::MAX) };
+        let _ = tx.send(r);
+    });
+    let r = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("pastry_node_handle_timeout(UINT64_MAX) never returned");
+    assert_eq!(r, PASTRY_OK);
+    // SAFETY: live node, freed once.
+    assert_eq!(
+        unsafe { pastry_node_free(node as *mut pastry_node) },
+        PASTRY_OK
+    );
+}
+
+#[test]
+fn a_driven_node_after_shutdown_reports_stopped() {
+    let node = lone_driven(41102, None, 5);
+    let key = pastry_id { bytes: [1; 16] };
+    let boot = {
+        let mut a = pastry_addr::default();
+        // SAFETY: valid string and out-pointer.
+        assert_eq!(
+            unsafe { pastry_addr_parse(c"127.0.0.1:9".as_ptr(), &mut a) },
+            PASTRY_OK
+        );
+        a
+    };
+    // SAFETY: live node and locals; freed once at the end.
+    unsafe {
+        assert_eq!(pastry_node_shutdown(node, 0), PASTRY_OK);
+        assert_eq!(
+            pastry_route(node, &key, null(), 0, null()),
+            PASTRY_ERR_STOPPED
+        );
+        assert_eq!(pastry_node_start(node), PASTRY_ERR_STOPPED);
+        assert_eq!(pastry_node_start_join(node, &boot, 1), PASTRY_ERR_STOPPED);
+        assert_eq!(pastry_node_shutdown(node, 0), PASTRY_ERR_STOPPED);
+        assert_eq!(pastry_node_shutdown_at(node, 10), PASTRY_ERR_STOPPED);
+        assert_eq!(pastry_node_abort(node, 0), PASTRY_ERR_STOPPED);
+        let mut phase = pastry_phase::PASTRY_PHASE_IDLE;
+        assert_eq!(pastry_node_phase(node, &mut phase), PASTRY_OK);
+        assert_eq!(phase, pastry_phase::PASTRY_PHASE_STOPPED);
+        assert_eq!(pastry_node_free(node), PASTRY_OK);
+    }
+}
+
+#[test]
+fn a_driven_clock_starts_where_the_host_says() {
+    // A host whose monotonic clock reads 10^12 µs: the join's first timeout is counted from
+    // there, not from 0.
+    let now = 1_000_000_000_000u64;
+    let mut cfg = null_mut();
+    let mut node = null_mut();
+    // SAFETY: live locals; everything is freed at the end.
+    unsafe {
+        assert_eq!(pastry_config_new(&mut cfg), PASTRY_OK);
+        assert_eq!(
+            pastry_config_set_bind(cfg, c"127.0.0.1:41103".as_ptr()),
+            PASTRY_OK
+        );
+        assert_eq!(pastry_config_set_join_timeout_ms(cfg, 3_000, 2), PASTRY_OK);
+        assert_eq!(pastry_node_new_driven(cfg, null(), &mut node), PASTRY_OK);
+        pastry_config_free(cfg);
+        let mut boot = pastry_addr::default();
+        assert_eq!(
+            pastry_addr_parse(c"127.0.0.1:9".as_ptr(), &mut boot),
+            PASTRY_OK
+        );
+        assert_eq!(pastry_node_start_join_at(node, &boot, 1, now), PASTRY_OK);
+        let mut at = 0u64;
+        assert_eq!(pastry_node_poll_timeout(node, &mut at), PASTRY_OK);
+        assert!(
+            at >= now + 3_000_000,
+            "deadline {at} before now + join timeout"
+        );
+        // Routing is refused while joining, with its own clock, and `_at` works on the
+        // runtime-less node only.
+        let key = pastry_id { bytes: [2; 16] };
+        let mut id = 0u64;
+        assert_eq!(
+            pastry_route_at(node, &key, null(), 0, null(), now + 1, &mut id),
+            PASTRY_ERR_NOT_ACTIVE
+        );
+        assert_eq!(pastry_node_shutdown_at(node, now + 2), PASTRY_OK);
+        assert_eq!(pastry_node_free(node), PASTRY_OK);
+    }
+}
+
+#[test]
+// Threads racing a free are the point of the test.
+#[allow(clippy::disallowed_methods)]
+fn freed_handles_are_refused_and_free_races_calls_safely() {
+    let node = lone_driven(41104, None, 0);
+    let key = pastry_id { bytes: [3; 16] };
+    // SAFETY: `node` is freed once; every later use is a misuse the library must refuse.
+    unsafe {
+        assert_eq!(pastry_node_free(node), PASTRY_OK);
+        assert_eq!(
+            pastry_route(node, &key, null(), 0, null()),
+            PASTRY_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(pastry_node_start(node), PASTRY_ERR_INVALID_ARGUMENT);
+        assert_eq!(pastry_node_free(node), PASTRY_ERR_INVALID_ARGUMENT);
+        let bogus: *mut pastry_node = core::ptr::without_provenance_mut(0x10);
+        assert_eq!(pastry_node_free(bogus), PASTRY_ERR_INVALID_ARGUMENT);
+    }
+    // Runtime nodes freed while other threads route on them: every call returns a code.
+    let mut rt = null_mut();
+    // SAFETY: live locals; the runtime is freed at the end.
+    unsafe { assert_eq!(pastry_runtime_new(&mut rt), PASTRY_OK) };
+    for round in 0..5 {
+        let mut cfg = null_mut();
+        let mut node = null_mut();
+        // SAFETY: live locals.
+        unsafe {
+            assert_eq!(pastry_config_new(&mut cfg), PASTRY_OK);
+            assert_eq!(pastry_node_new(rt, cfg, null(), &mut node), PASTRY_OK);
+            pastry_config_free(cfg);
+            assert_eq!(pastry_node_start(node), PASTRY_OK);
+            assert_eq!(pastry_node_wait_joined(node, 5_000), PASTRY_OK);
+        }
+        let handle = node as usize;
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let key = pastry_id { bytes: [round; 16] };
+                    for _ in 0..200_000 {
+                        // SAFETY: the handle may be freed meanwhile: the library refuses it.
+                        let r = unsafe {
+                            pastry_route(handle as *mut pastry_node, &key, b"r".as_ptr(), 1, null())
+                        };
+                        match r {
+                            PASTRY_OK | PASTRY_ERR_OVERLOADED | PASTRY_ERR_STOPPED => {}
+                            PASTRY_ERR_INVALID_ARGUMENT => return true,
+                            other => panic!("route returned {other:?}"),
+                        }
+                    }
+                    false
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(2));
+        // SAFETY: freed once, while the threads route.
+        assert_eq!(unsafe { pastry_node_free(node) }, PASTRY_OK);
+        for t in threads {
+            t.join().expect("a routing thread panicked");
+        }
+    }
+    // SAFETY: freed once.
+    assert_eq!(unsafe { pastry_runtime_free(rt) }, PASTRY_OK);
+}
+
+#[derive(Default)]
+struct Flags {
+    drops: AtomicUsize,
+    undeliverable: AtomicUsize,
+    stats_rc: Mutex<Option<pastry_result>>,
+}
+
+unsafe extern "C" fn flag_drop(ud: *mut c_void) {
+    // SAFETY: `ud` is the test's `Flags`, alive until the runtime is freed.
+    unsafe { &*ud.cast::<Flags>() }
+        .drops
+        .fetch_add(1, Ordering::SeqCst);
+}
+
+unsafe extern "C" fn flag_undeliverable(
+    ud: *mut c_void,
+    _n: *mut pastry_node,
+    _k: *const pastry_id,
+    _id: u64,
+    _reason: u32,
+) {
+    // SAFETY: as in `flag_drop`.
+    unsafe { &*ud.cast::<Flags>() }
+        .undeliverable
+        .fetch_add(1, Ordering::SeqCst);
+}
+
+unsafe extern "C" fn stats_in_deliver(
+    ud: *mut c_void,
+    n: *mut pastry_node,
+    _m: *const pastry_delivery,
+) {
+    let mut s = pastry_stats::default();
+    // SAFETY: `n` is the upcall's node, `ud` the test's `Flags`.
+    unsafe {
+        let rc = pastry_node_stats(n, &mut s, std::mem::size_of::<pastry_stats>());
+        *(*ud.cast::<Flags>()).stats_rc.lock().unwrap() = Some(rc);
+    }
+}
+
+/// A runtime node with `flags` as its userdata, started alone.
+unsafe fn runtime_node(
+    rt: *mut pastry_runtime,
+    cfg: *const pastry_config,
+    flags: &Flags,
+) -> *mut pastry_node {
+    let cb = pastry_callbacks {
+        userdata: (flags as *const Flags).cast_mut().cast(),
+        deliver: Some(stats_in_deliver),
+        undeliverable: Some(flag_undeliverable),
+        drop: Some(flag_drop),
+        ..pastry_callbacks::default()
+    };
+    let mut node = null_mut();
+    // SAFETY: the caller's live runtime and config.
+    unsafe {
+        assert_eq!(pastry_node_new(rt, cfg, &cb, &mut node), PASTRY_OK);
+        assert_eq!(pastry_node_start(node), PASTRY_OK);
+        assert_eq!(pastry_node_wait_joined(node, 5_000), PASTRY_OK);
+    }
+    node
+}
+
+#[test]
+fn runtime_misuse_abort_backpressure_and_stats_in_an_upcall() {
+    let flags = Flags::default();
+    let mut rt = null_mut();
+    let mut cfg = null_mut();
+    // SAFETY: live locals; everything is freed at the end, `flags` outlives the runtime.
+    unsafe {
+        assert_eq!(pastry_runtime_new(&mut rt), PASTRY_OK);
+        assert_eq!(pastry_config_new(&mut cfg), PASTRY_OK);
+        // An unspecified address is refused (peers would be told 0.0.0.0).
+        assert_eq!(
+            pastry_config_set_bind(cfg, c"0.0.0.0:0".as_ptr()),
+            PASTRY_OK
+        );
+        let mut node = null_mut();
+        assert_eq!(
+            pastry_node_new(rt, cfg, null(), &mut node),
+            PASTRY_ERR_BAD_ADDRESS
+        );
+        assert_eq!(pastry_config_set_bind(cfg, c"[::]:0".as_ptr()), PASTRY_OK);
+        assert_eq!(
+            pastry_node_new(rt, cfg, null(), &mut node),
+            PASTRY_ERR_BAD_ADDRESS
+        );
+        assert!(node.is_null());
+        assert_eq!(
+            pastry_config_set_bind(cfg, c"127.0.0.1:0".as_ptr()),
+            PASTRY_OK
+        );
+        assert_eq!(
+            pastry_config_set_max_in_flight(cfg, 0),
+            PASTRY_ERR_INVALID_CONFIG
+        );
+        assert_eq!(
+            pastry_config_set_max_in_flight(cfg, PASTRY_MAX_IN_FLIGHT_LIMIT + 1),
+            PASTRY_ERR_INVALID_CONFIG
+        );
+        assert_eq!(pastry_config_set_max_in_flight(cfg, 4), PASTRY_OK);
+        assert_eq!(pastry_config_set_retransmit(cfg, 20, 20, 40, 1), PASTRY_OK);
+        assert_eq!(
+            pastry_config_set_leaf_probe_period_ms(cfg, PASTRY_MAX_TIMER_MS + 1),
+            PASTRY_ERR_INVALID_CONFIG
+        );
+        let a = runtime_node(rt, cfg, &flags);
+
+        // stats() from inside deliver works like the queries.
+        let own = {
+            let mut id = pastry_id::default();
+            assert_eq!(pastry_node_id(a, &mut id), PASTRY_OK);
+            id
+        };
+        assert_eq!(pastry_route(a, &own, b"s".as_ptr(), 1, null()), PASTRY_OK);
+        wait_until("deliver", || flags.stats_rc.lock().unwrap().is_some());
+        assert_eq!(*flags.stats_rc.lock().unwrap(), Some(PASTRY_OK));
+
+        // Backpressure: direct sends to a port nobody listens on stay in flight until their
+        // hop fails; the fifth is refused at once.
+        let mut dead = pastry_peer::default();
+        assert_eq!(
+            pastry_addr_parse(c"127.0.0.1:9".as_ptr(), &mut dead.addr),
+            PASTRY_OK
+        );
+        wait_until("the budget to be free", || {
+            let mut s = pastry_stats::default();
+            pastry_node_stats(a, &mut s, std::mem::size_of::<pastry_stats>()) == PASTRY_OK
+        });
+        for _ in 0..4 {
+            assert_eq!(pastry_route(a, null(), b"d".as_ptr(), 1, &dead), PASTRY_OK);
+        }
+        assert_eq!(
+            pastry_route(a, null(), b"d".as_ptr(), 1, &dead),
+            PASTRY_ERR_OVERLOADED
+        );
+        // The failures are reported, which frees the budget.
+        wait_until("4 undeliverable reports", || {
+            flags.undeliverable.load(Ordering::SeqCst) >= 4
+        });
+        wait_until("a route accepted again", || {
+            pastry_route(a, &own, b"again".as_ptr(), 5, null()) == PASTRY_OK
+        });
+
+        // Abort: no goodbye, the node is gone and its drop has run when it returns.
+        assert_eq!(
+            pastry_config_set_max_in_flight(cfg, PASTRY_DEFAULT_MAX_IN_FLIGHT),
+            PASTRY_OK
+        );
+        let b = runtime_node(rt, cfg, &flags);
+        let drops = flags.drops.load(Ordering::SeqCst);
+        assert_eq!(pastry_node_abort(b, 5_000), PASTRY_OK);
+        assert_eq!(flags.drops.load(Ordering::SeqCst), drops + 1);
+        let mut phase = pastry_phase::PASTRY_PHASE_IDLE;
+        assert_eq!(pastry_node_phase(b, &mut phase), PASTRY_OK);
+        assert_eq!(phase, pastry_phase::PASTRY_PHASE_STOPPED);
+        assert_eq!(pastry_route(b, &own, null(), 0, null()), PASTRY_ERR_STOPPED);
+        assert_eq!(pastry_node_abort(b, 5_000), PASTRY_ERR_STOPPED);
+        assert_eq!(pastry_node_shutdown(b, 5_000), PASTRY_ERR_STOPPED);
+        assert_eq!(pastry_node_free(b), PASTRY_OK);
+
+        pastry_config_free(cfg);
+        assert_eq!(pastry_runtime_free(rt), PASTRY_OK);
+        assert_eq!(pastry_node_free(a), PASTRY_OK);
+    }
+    assert_eq!(flags.drops.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn abort_is_seen_as_a_failure_by_the_leaf_set() {
+    let flags = Flags::default();
+    let mut rt = null_mut();
+    let mut cfg = null_mut();
+    // SAFETY: live locals; everything is freed at the end.
+    unsafe {
+        assert_eq!(pastry_runtime_new(&mut rt), PASTRY_OK);
+        assert_eq!(pastry_config_new(&mut cfg), PASTRY_OK);
+        assert_eq!(pastry_config_set_leaf_probe_period_ms(cfg, 100), PASTRY_OK);
+        assert_eq!(pastry_config_set_retransmit(cfg, 50, 20, 200, 2), PASTRY_OK);
+        let a = runtime_node(rt, cfg, &flags);
+        let mut boot = pastry_addr::default();
+        assert_eq!(pastry_node_addr(a, &mut boot), PASTRY_OK);
+        let cb = pastry_callbacks::default();
+        let mut b = null_mut();
+        assert_eq!(pastry_node_new(rt, cfg, &cb, &mut b), PASTRY_OK);
+        assert_eq!(pastry_node_join(b, &boot, 1, 10_000), PASTRY_OK);
+        let leaves = |n: *mut pastry_node| {
+            let mut out = [pastry_peer::default(); 4];
+            let mut count = out.len();
+            assert_eq!(
+                pastry_node_neighbor_set(n, out.as_mut_ptr(), &mut count),
+                PASTRY_OK
+            );
+            count
+        };
+        wait_until("a knows b", || leaves(a) == 1);
+        assert_eq!(pastry_node_abort(b, 5_000), PASTRY_OK);
+        // No goodbye was sent: a finds out by probing.
+        wait_until("a notices b's failure", || leaves(a) == 0);
+        let mut s = pastry_stats::default();
+        assert_eq!(
+            pastry_node_stats(a, &mut s, std::mem::size_of::<pastry_stats>()),
+            PASTRY_OK
+        );
+        assert!(
+            s.failures_detected >= 1,
+            "the leaf left by failure detection"
+        );
+        assert_eq!(pastry_node_free(b), PASTRY_OK);
+        assert_eq!(pastry_node_free(a), PASTRY_OK);
+        pastry_config_free(cfg);
+        assert_eq!(pastry_runtime_free(rt), PASTRY_OK);
+    }
+}

@@ -74,6 +74,14 @@ struct Id {
         detail::check(pastry_id_from_hex(hex.c_str(), &id.raw), "pastry_id_from_hex");
         return id;
     }
+    /// The key of a name or of content: the first 16 bytes of its SHA-256 (pastry_id_hash).
+    static Id hash(std::string_view data) {
+        Id id;
+        detail::check(pastry_id_hash(reinterpret_cast<const uint8_t*>(data.data()), data.size(),
+                                     &id.raw),
+                      "pastry_id_hash");
+        return id;
+    }
     std::string hex() const {
         char buf[PASTRY_ID_HEX_BUF];
         detail::check(pastry_id_to_hex(&raw, buf, sizeof buf), "pastry_id_to_hex");
@@ -182,6 +190,8 @@ public:
     Config& leaf_set_size(uint32_t l) { return set(pastry_config_set_leaf_set_size(c_, l)); }
     Config& network(uint32_t n) { return set(pastry_config_set_network(c_, n)); }
     Config& max_payload(size_t m) { return set(pastry_config_set_max_payload(c_, m)); }
+    /// The budget of messages in flight (route throws PASTRY_ERR_OVERLOADED past it).
+    Config& max_in_flight(size_t m) { return set(pastry_config_set_max_in_flight(c_, m)); }
     Config& seed(uint64_t s) { return set(pastry_config_set_seed(c_, s)); }
     Config& leaf_probe_period(std::chrono::milliseconds d) {
         return set(pastry_config_set_leaf_probe_period_ms(c_, static_cast<uint64_t>(d.count())));
@@ -250,6 +260,10 @@ public:
     }
     void shutdown(std::chrono::milliseconds timeout) {
         detail::check(pastry_node_shutdown(n_, detail::millis(timeout)), "pastry_node_shutdown");
+    }
+    /// Stops the node abruptly, like a crash: no goodbye (pastry_node_abort).
+    void abort(std::chrono::milliseconds timeout) {
+        detail::check(pastry_node_abort(n_, detail::millis(timeout)), "pastry_node_abort");
     }
     pastry_phase phase() const {
         pastry_phase p;

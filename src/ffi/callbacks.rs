@@ -6,8 +6,9 @@
 //! queries reach the node directly from `deliver` and `update`.
 
 use core::ffi::c_void;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
@@ -29,12 +30,17 @@ pub const PASTRY_FORWARD_DROP: u32 = 1;
 
 /// A message that arrived at its root (this node), passed to `deliver`. Valid only during the
 /// call: copy what you keep.
+///
+/// Delivery is at least once: when the root's acknowledgement is lost, the source sends the
+/// message again, and a root that changed meanwhile (or lost its duplicate filter) delivers it
+/// a second time with the same `msg_id`. Deduplicate by `msg_id` where it matters.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct pastry_delivery {
-    /// The key it was routed to (for a direct send: this node's id).
+    /// The key it was routed to (for a direct send: the id given in the hint).
     pub key: pastry_id,
-    /// The node that sent it.
+    /// The node that sent it: the message's original source (where a reply goes, e.g. with a
+    /// direct send to it), not the last hop.
     pub source: pastry_peer,
     /// Its end-to-end id.
     pub msg_id: u64,
@@ -72,7 +78,8 @@ pub struct pastry_forward {
     /// False when this node is the key's root and will deliver the message. Set it to false to
     /// deliver here, or to true (with `next_hop`) to send the message on.
     pub has_next_hop: bool,
-    /// Internal: used by `pastry_forward_set_payload`. Do not change.
+    /// Internal: the ticket by which `pastry_forward_set_payload` recognises a live message
+    /// (never dereferenced). Do not change.
     pub _private: *mut c_void,
 }
 
@@ -92,10 +99,12 @@ pub struct pastry_forward {
 /// `PASTRY_ERR_IN_CALLBACK`, never a deadlock: `pastry_node_free`, `pastry_runtime_free`,
 /// the blocking waits (`pastry_node_join`, `pastry_node_wait_joined`), queries and stats from
 /// `forward`, and calls into a caller-driven node from its own `forward` (other than
-/// `pastry_route`).
+/// `pastry_route`). `pastry_node_stats` works from `deliver`, `update` and `undeliverable` like
+/// the queries.
 ///
-/// **Pointers** passed to an upcall (`node`, `msg`, `peer`, `key`) are valid only during the
-/// call. The `node` argument is the handle the upcall belongs to.
+/// **Pointers** passed to an upcall (`msg`, `peer`, `key`) are valid only during the call.
+/// The `node` argument is the handle the upcall belongs to (the value `pastry_node_new`
+/// returned; after `pastry_node_free` calls with it are refused).
 ///
 /// **drop** runs exactly once, after the last upcall has returned: when the node has left
 /// (`pastry_node_shutdown`, `pastry_node_free`) or its runtime is freed; at the latest when
@@ -108,7 +117,8 @@ pub struct pastry_forward {
 pub struct pastry_callbacks {
     /// Passed as the first argument of every callback.
     pub userdata: *mut c_void,
-    /// A message arrived at this node, the root of its key (the Common API `deliver`).
+    /// A message arrived at this node, the root of its key (the Common API `deliver`); at
+    /// least once (see `pastry_delivery`).
     pub deliver: Option<
         unsafe extern "C" fn(
             userdata: *mut c_void,
@@ -176,11 +186,15 @@ pub const PASTRY_UNDELIVERABLE_DROPPED: u32 = 5;
 
 /// Replaces the payload of the message in a `forward` call with a copy of `len` bytes at
 /// `data` (NULL is fine when `len` is 0). Only on the `msg` passed to `forward`, during that
-/// call; `msg->payload` and `msg->payload_len` then show the new bytes.
+/// call, on the thread running it; `msg->payload` and `msg->payload_len` then show the new
+/// bytes. A `pastry_forward` kept (copied) after its call has returned is refused: the library
+/// recognises live messages by a ticket in `_private`, looked up in its own table, and never
+/// follows a pointer from the struct.
 ///
 /// # Errors
-/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_ARGUMENT` (not a live `forward` message),
-/// `PASTRY_ERR_PAYLOAD_TOO_LARGE` (over the node's payload limit).
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_ARGUMENT` (not a live `forward` message:
+/// kept after its call, or from another thread), `PASTRY_ERR_PAYLOAD_TOO_LARGE` (over the
+/// node's payload limit).
 #[no_mangle]
 pub unsafe extern "C" fn pastry_forward_set_payload(
     msg: *mut pastry_forward,
@@ -190,36 +204,80 @@ pub unsafe extern "C" fn pastry_forward_set_payload(
     ffi_boundary!("pastry_forward_set_payload", {
         let msg = try_mut!(msg);
         let bytes = try_slice!(data, len);
-        // SAFETY: `_private` is NULL or points to the `ForwardExtra` of the `forward` call in
-        // progress on this thread (the contract: only the struct passed to `forward`, during
-        // the call).
-        let extra = match unsafe { msg._private.cast::<ForwardExtra>().as_mut() } {
-            Some(e) if e.magic == ForwardExtra::MAGIC => e,
-            _ => return Err(PASTRY_ERR_INVALID_ARGUMENT),
-        };
-        if len > extra.max_payload {
-            return Err(PASTRY_ERR_PAYLOAD_TOO_LARGE);
-        }
-        let new = extra.payload.insert(bytes.to_vec());
-        msg.payload = if new.is_empty() {
-            core::ptr::null()
-        } else {
-            new.as_ptr()
-        };
-        msg.payload_len = new.len();
+        let ticket = msg._private.addr();
+        let new = with_live_forward(ticket, |extra| {
+            if len > extra.max_payload {
+                return Err(PASTRY_ERR_PAYLOAD_TOO_LARGE);
+            }
+            let new = extra.payload.insert(bytes.to_vec());
+            Ok((payload_ptr(new), new.len()))
+        })
+        .ok_or(PASTRY_ERR_INVALID_ARGUMENT)??;
+        (msg.payload, msg.payload_len) = new;
         Ok(())
     })
 }
 
 /// What a `forward` call may change besides the C struct.
 struct ForwardExtra {
-    magic: u64,
     max_payload: usize,
     payload: Option<Vec<u8>>,
 }
 
-impl ForwardExtra {
-    const MAGIC: u64 = 0x7061_7374_7279_6677;
+thread_local! {
+    /// The `forward` calls in progress on this thread (innermost last): their ticket and
+    /// their extra state.
+    static LIVE_FORWARDS: RefCell<Vec<(usize, ForwardExtra)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The next `forward` ticket: process-wide and never reused (a 64-bit counter), so a kept
+/// struct never matches a later call.
+static NEXT_TICKET: AtomicUsize = AtomicUsize::new(1);
+
+/// Registers a `forward` call on this thread; unregistered (returning its extra state) by
+/// [`end_forward`].
+fn begin_forward(max_payload: usize) -> usize {
+    let ticket = NEXT_TICKET.fetch_add(1, Ordering::Relaxed);
+    LIVE_FORWARDS.with(|l| {
+        l.borrow_mut().push((
+            ticket,
+            ForwardExtra {
+                max_payload,
+                payload: None,
+            },
+        ));
+    });
+    ticket
+}
+
+/// Ends the `forward` call of `ticket`: its new payload, if `pastry_forward_set_payload` set
+/// one.
+fn end_forward(ticket: usize) -> Option<Vec<u8>> {
+    LIVE_FORWARDS.with(|l| {
+        let mut l = l.borrow_mut();
+        let i = l.iter().rposition(|(t, _)| *t == ticket)?;
+        l.remove(i).1.payload
+    })
+}
+
+/// Runs `f` on the extra state of the live `forward` call `ticket` of this thread.
+fn with_live_forward<T>(ticket: usize, f: impl FnOnce(&mut ForwardExtra) -> T) -> Option<T> {
+    LIVE_FORWARDS.with(|l| {
+        let mut l = l.borrow_mut();
+        l.iter_mut()
+            .rev()
+            .find(|(t, _)| *t == ticket)
+            .map(|(_, e)| f(e))
+    })
+}
+
+/// Unregisters a `forward` call when dropped (also when the callback panics).
+struct ForwardTicket(usize);
+
+impl Drop for ForwardTicket {
+    fn drop(&mut self) {
+        end_forward(self.0);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -337,6 +395,13 @@ fn peer(h: NodeHandle) -> pastry_peer {
     h.into()
 }
 
+/// The application's handle of the node at `node` (the `node` argument of its upcalls).
+fn node_handle(node: *const NodeInner) -> *mut pastry_node {
+    // SAFETY: the trampolines pass a node that is alive for the upcall: an `FfiApp` holds an
+    // `Arc` of it, and a caller-driven node's forwarder lives inside it.
+    unsafe { node.as_ref() }.map_or(core::ptr::null_mut(), NodeInner::ptr)
+}
+
 fn payload_ptr(b: &[u8]) -> *const u8 {
     if b.is_empty() {
         core::ptr::null()
@@ -356,11 +421,7 @@ pub(crate) fn forward_upcall(
         return ForwardAction::Forward;
     };
     let r = catch_unwind(AssertUnwindSafe(|| {
-        let mut extra = ForwardExtra {
-            magic: ForwardExtra::MAGIC,
-            max_payload,
-            payload: None,
-        };
+        let ticket = ForwardTicket(begin_forward(max_payload));
         let mut msg = pastry_forward {
             key: ctx.key.into(),
             source: peer(ctx.source),
@@ -370,15 +431,16 @@ pub(crate) fn forward_upcall(
             payload_len: ctx.payload.len(),
             hops: u32::from(ctx.hops),
             has_next_hop: ctx.next_hop.is_some(),
-            _private: (&mut extra as *mut ForwardExtra).cast(),
+            _private: core::ptr::without_provenance_mut(ticket.0),
         };
         let action = {
             let _scope = CallbackScope::enter_node(node, None);
             // SAFETY: the application's `forward` with its `userdata`; `msg` and the payload
-            // it points to live until the call returns.
-            unsafe { f(cb.0.userdata, node.cast_mut().cast(), &mut msg) }
+            // it points to live until the call returns. The node argument is an opaque handle.
+            unsafe { f(cb.0.userdata, node_handle(node), &mut msg) }
         };
-        apply_forward(&msg, extra.payload, ctx, action)
+        let payload = end_forward(ticket.0);
+        apply_forward(&msg, payload, ctx, action)
     }));
     r.unwrap_or_else(|_| {
         log(PASTRY_LOG_ERROR, || {
@@ -451,7 +513,7 @@ impl Application for FfiApp {
         let _scope = CallbackScope::enter_node(me, Some(node));
         // SAFETY: the application's `deliver` with its `userdata`; `d` and the payload live
         // until the call returns, and the node handle is kept alive by `self.node`.
-        unsafe { f(self.cb.0.userdata, me.cast_mut().cast(), &d) }
+        unsafe { f(self.cb.0.userdata, self.node.ptr(), &d) }
     }
 
     fn forward(&mut self, ctx: &mut ForwardCtx<'_>) -> ForwardAction {
@@ -470,7 +532,7 @@ impl Application for FfiApp {
         let me = self.node_ptr();
         let _scope = CallbackScope::enter_node(me, Some(node));
         // SAFETY: the application's `update` with its `userdata`; `p` lives until it returns.
-        unsafe { f(self.cb.0.userdata, me.cast_mut().cast(), &p, joined) }
+        unsafe { f(self.cb.0.userdata, self.node.ptr(), &p, joined) }
     }
 
     fn undeliverable(&mut self, node: &Node, msg_id: u64, key: Id, reason: u8) {
@@ -491,7 +553,7 @@ impl Application for FfiApp {
         unsafe {
             f(
                 self.cb.0.userdata,
-                me.cast_mut().cast(),
+                self.node.ptr(),
                 &k,
                 msg_id,
                 u32::from(reason),

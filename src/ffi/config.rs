@@ -18,15 +18,49 @@ use crate::time::Duration;
 /// with the frame around it.
 pub const PASTRY_MAX_PAYLOAD_LIMIT: usize = 65_379;
 
+/// The default payload limit (`pastry_config_set_max_payload`): 16 KiB.
+pub const PASTRY_DEFAULT_MAX_PAYLOAD: usize = 16_384;
+
+/// The default budget of messages in flight per runtime node
+/// (`pastry_config_set_max_in_flight`).
+pub const PASTRY_DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+
+/// The largest budget of messages in flight `pastry_config_set_max_in_flight` accepts.
+pub const PASTRY_MAX_IN_FLIGHT_LIMIT: usize = 65_536;
+
+/// The longest period or timeout any `pastry_config_set_*_ms` setter accepts: one day, in
+/// milliseconds.
+pub const PASTRY_MAX_TIMER_MS: u64 = 86_400_000;
+
+/// The most join attempts `pastry_config_set_join_timeout_ms` accepts.
+pub const PASTRY_MAX_JOIN_ATTEMPTS: u32 = 1024;
+
+/// The most hop retransmissions `pastry_config_set_retransmit` accepts.
+pub const PASTRY_MAX_RETRANSMITS: u32 = 16;
+
 /// A node configuration being built (opaque). Made by `pastry_config_new`, changed by the
 /// `pastry_config_set_*` functions, read (copied) by `pastry_node_new` and
 /// `pastry_node_new_driven`, released by `pastry_config_free`. One builder may configure any
 /// number of nodes. Not thread-safe: do not change it while another thread uses it.
 ///
-/// Defaults: bind `127.0.0.1:0` (an ephemeral loopback port), a random id, `b = 4`, leaf set
-/// 16, neighbourhood set 32, network 0, payload limit 16 KiB, leaf probes every 10 s,
-/// routing-table maintenance every 30 s, join timeout 3 s with 8 attempts, retransmission
-/// timeout 500 ms initially, 50 ms to 10 s, 5 retries.
+/// Defaults and ranges (each setter says its own):
+///
+/// | setting | default | range |
+/// |---|---|---|
+/// | bind | `127.0.0.1:0` (an ephemeral loopback port) | a specific address (not `0.0.0.0` / `::`) |
+/// | id | random | any |
+/// | digit bits `b` | 4 | 1, 2, 4 |
+/// | leaf-set size | 16 | even, 2..=64 |
+/// | neighbourhood size | 32 | 0..=256 |
+/// | network | 0 | any `uint32_t` |
+/// | payload limit | `PASTRY_DEFAULT_MAX_PAYLOAD` (16384) | 0..=`PASTRY_MAX_PAYLOAD_LIMIT` |
+/// | seed | 0 (from the OS) | any |
+/// | leaf probe period | 20000 ms | 1..=`PASTRY_MAX_TIMER_MS` |
+/// | routing-table maintenance | 30000 ms | 1..=`PASTRY_MAX_TIMER_MS` |
+/// | join timeout, attempts | 3000 ms, 8 | 1..=`PASTRY_MAX_TIMER_MS`, 1..=`PASTRY_MAX_JOIN_ATTEMPTS` |
+/// | retransmission timeout initial, min, max | 500, 50, 10000 ms | 1..=`PASTRY_MAX_TIMER_MS`, min <= max |
+/// | hop retransmissions | 5 | 0..=`PASTRY_MAX_RETRANSMITS` |
+/// | messages in flight | `PASTRY_DEFAULT_MAX_IN_FLIGHT` (1024) | 1..=`PASTRY_MAX_IN_FLIGHT_LIMIT` |
 #[derive(Debug)]
 pub struct pastry_config {
     _private: [u8; 0],
@@ -93,20 +127,22 @@ fn set(config: *mut pastry_config, f: impl FnOnce(&mut Config)) -> Result<(), pa
     })
 }
 
-/// Milliseconds as the crate's `Duration`; 0 or overflow is `PASTRY_ERR_INVALID_CONFIG`.
+/// Milliseconds as the crate's `Duration`; 0 or more than `PASTRY_MAX_TIMER_MS` is
+/// `PASTRY_ERR_INVALID_CONFIG`.
 fn millis(ms: u64) -> Result<Duration, pastry_result> {
-    match ms.checked_mul(1_000) {
-        Some(us) if us > 0 => Ok(Duration::from_micros(us)),
-        _ => Err(PASTRY_ERR_INVALID_CONFIG),
+    if ms == 0 || ms > PASTRY_MAX_TIMER_MS {
+        return Err(PASTRY_ERR_INVALID_CONFIG);
     }
+    Ok(Duration::from_micros(ms * 1_000))
 }
 
 /// Sets the UDP address to bind (`"0.0.0.0:4000"`, `"[::1]:0"`; port 0 picks a free port).
 /// For a caller-driven node it is the address the node advertises to its peers: the address
 /// the host's own socket receives on.
 ///
-/// A node tells its peers the address it is bound to: bind a specific address that they can
-/// reach (not `0.0.0.0`).
+/// A node tells its peers the address it is bound to, so bind a specific address that they
+/// can reach: `pastry_node_new` refuses an unspecified one (`0.0.0.0`, `::`) with
+/// `PASTRY_ERR_BAD_ADDRESS` (this setter accepts it, since a later setter call may change it).
 ///
 /// # Errors
 /// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_BAD_ADDRESS`.
@@ -126,7 +162,9 @@ pub unsafe extern "C" fn pastry_config_set_bind(
 }
 
 /// Sets the node's id; NULL restores the default (a random id, drawn when the node is
-/// created).
+/// created). Ids must be unique within an overlay: a join with an id that a live member
+/// already has is not answered, and fails with `PASTRY_ERR_JOIN_FAILED` once its attempts are
+/// spent.
 ///
 /// # Errors
 /// `PASTRY_ERR_NULL_ARGUMENT` (config NULL).
@@ -209,8 +247,8 @@ pub unsafe extern "C" fn pastry_config_set_network(
 }
 
 /// Sets the largest payload `pastry_route` accepts, in bytes: at most
-/// `PASTRY_MAX_PAYLOAD_LIMIT` (default 16384). Larger routes fail with
-/// `PASTRY_ERR_PAYLOAD_TOO_LARGE`.
+/// `PASTRY_MAX_PAYLOAD_LIMIT` (default `PASTRY_DEFAULT_MAX_PAYLOAD`, 16384). Larger routes fail
+/// with `PASTRY_ERR_PAYLOAD_TOO_LARGE`.
 ///
 /// # Errors
 /// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG`.
@@ -238,11 +276,12 @@ pub unsafe extern "C" fn pastry_config_set_seed(
     ffi_boundary!("pastry_config_set_seed", { set(config, |c| c.seed = seed) })
 }
 
-/// Sets the leaf-set probe period in milliseconds (default 10000): how soon a silent leaf is
-/// checked, and so how fast a failed neighbour is detected.
+/// Sets the leaf-set probe period in milliseconds (default 20000, at most
+/// `PASTRY_MAX_TIMER_MS`): how soon a silent leaf is checked, and so how fast a failed
+/// neighbour is detected.
 ///
 /// # Errors
-/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0).
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0 or over the maximum).
 #[no_mangle]
 pub unsafe extern "C" fn pastry_config_set_leaf_probe_period_ms(
     config: *mut pastry_config,
@@ -254,10 +293,11 @@ pub unsafe extern "C" fn pastry_config_set_leaf_probe_period_ms(
     })
 }
 
-/// Sets the routing-table maintenance period in milliseconds (default 30000).
+/// Sets the routing-table maintenance period in milliseconds (default 30000, at most
+/// `PASTRY_MAX_TIMER_MS`).
 ///
 /// # Errors
-/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0).
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0 or over the maximum).
 #[no_mangle]
 pub unsafe extern "C" fn pastry_config_set_rt_maintenance_period_ms(
     config: *mut pastry_config,
@@ -270,11 +310,12 @@ pub unsafe extern "C" fn pastry_config_set_rt_maintenance_period_ms(
 }
 
 /// Sets how long a join waits for an answer before trying again, in milliseconds (default
-/// 3000; doubled on each retry up to 8x), and the number of attempts over the bootstrap list
-/// before the join fails (default 8).
+/// 3000, at most `PASTRY_MAX_TIMER_MS`; doubled on each retry up to 8x), and the number of
+/// attempts over the bootstrap list before the join fails (default 8, 1 to
+/// `PASTRY_MAX_JOIN_ATTEMPTS`).
 ///
 /// # Errors
-/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0).
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0 or over a maximum).
 #[no_mangle]
 pub unsafe extern "C" fn pastry_config_set_join_timeout_ms(
     config: *mut pastry_config,
@@ -283,6 +324,9 @@ pub unsafe extern "C" fn pastry_config_set_join_timeout_ms(
 ) -> pastry_result {
     ffi_boundary!("pastry_config_set_join_timeout_ms", {
         let d = millis(ms)?;
+        if attempts > PASTRY_MAX_JOIN_ATTEMPTS {
+            return Err(PASTRY_ERR_INVALID_CONFIG);
+        }
         set(config, |c| {
             c.join_timeout = d;
             c.join_attempts = attempts;
@@ -291,11 +335,13 @@ pub unsafe extern "C" fn pastry_config_set_join_timeout_ms(
 }
 
 /// Sets the hop retransmission timeout in milliseconds: the value used before any round trip
-/// is measured, and its bounds (defaults 500, 50, 10000), with the retransmissions of one hop
-/// before the next hop is declared failed and the message rerouted (default 5).
+/// is measured, and its bounds (defaults 500, 50, 10000; each at most `PASTRY_MAX_TIMER_MS`),
+/// with the retransmissions of one hop before the next hop is declared failed and the message
+/// rerouted (default 5, at most `PASTRY_MAX_RETRANSMITS`).
 ///
 /// # Errors
-/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0, or `min > max`).
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0, over a maximum, or
+/// `min > max`).
 #[no_mangle]
 pub unsafe extern "C" fn pastry_config_set_retransmit(
     config: *mut pastry_config,
@@ -306,11 +352,39 @@ pub unsafe extern "C" fn pastry_config_set_retransmit(
 ) -> pastry_result {
     ffi_boundary!("pastry_config_set_retransmit", {
         let (initial, min, max) = (millis(initial_ms)?, millis(min_ms)?, millis(max_ms)?);
+        if max_retries > PASTRY_MAX_RETRANSMITS {
+            return Err(PASTRY_ERR_INVALID_CONFIG);
+        }
         set(config, |c| {
             c.rto_initial = initial;
             c.rto_min = min;
             c.rto_max = max;
             c.max_retries = max_retries;
+        })
+    })
+}
+
+/// Sets the budget of messages in flight of a runtime node: routed with `pastry_route` and
+/// not yet finished (acknowledged by their root, delivered here, or reported undeliverable).
+/// When it is spent, `pastry_route` returns `PASTRY_ERR_OVERLOADED` at once instead of
+/// queueing more: wait for deliveries or `undeliverable` reports, then route again. 1 to
+/// `PASTRY_MAX_IN_FLIGHT_LIMIT` (default `PASTRY_DEFAULT_MAX_IN_FLIGHT`). A caller-driven node
+/// is bounded by its own limit of messages awaiting acknowledgement (8192).
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0 or over the maximum).
+#[no_mangle]
+pub unsafe extern "C" fn pastry_config_set_max_in_flight(
+    config: *mut pastry_config,
+    max: usize,
+) -> pastry_result {
+    ffi_boundary!("pastry_config_set_max_in_flight", {
+        if !(1..=PASTRY_MAX_IN_FLIGHT_LIMIT).contains(&max) {
+            return Err(PASTRY_ERR_INVALID_CONFIG);
+        }
+        update(config, |c| {
+            c.max_in_flight = max;
+            Ok(())
         })
     })
 }
@@ -323,6 +397,18 @@ mod tests {
     #[test]
     fn limit_macro_matches_the_node() {
         assert_eq!(PASTRY_MAX_PAYLOAD_LIMIT, MAX_PAYLOAD_LIMIT);
+        let d = crate::node::Config::default();
+        assert_eq!(PASTRY_DEFAULT_MAX_PAYLOAD, d.max_payload);
+        assert_eq!(
+            PASTRY_DEFAULT_MAX_IN_FLIGHT,
+            crate::runtime::DEFAULT_MAX_IN_FLIGHT
+        );
+        assert_eq!(
+            PASTRY_MAX_IN_FLIGHT_LIMIT,
+            crate::runtime::MAX_IN_FLIGHT_LIMIT
+        );
+        assert_eq!(d.leaf_probe_period, Duration::from_millis(20_000));
+        assert_eq!(d.rt_maintenance_period, Duration::from_millis(30_000));
     }
 
     #[test]

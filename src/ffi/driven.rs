@@ -13,8 +13,12 @@
 //! 4. ask `pastry_node_poll_timeout` for the next deadline and wake up then at the latest.
 //!
 //! Time is the host's: microseconds on any monotonic clock (a virtual one in tests), passed
-//! as `now_us` to the two `handle` functions. Application calls use the latest time given (0
-//! before the first): call `pastry_node_handle_timeout(node, now)` first to move it.
+//! as `now_us` to the two `handle` functions and to the `_at` variants of the application
+//! calls (`pastry_node_start_at`, `pastry_node_start_join_at`, `pastry_route_at`,
+//! `pastry_node_shutdown_at`). The node's clock starts at 0 and never goes back (an earlier
+//! `now_us` counts as the latest one given); the calls without `_at` use the latest time given,
+//! so a host whose clock is not near 0 uses the `_at` variants (or feeds
+//! `pastry_node_handle_timeout(node, now)` first).
 
 use core::net::SocketAddr;
 use std::cell::RefCell;
@@ -30,7 +34,7 @@ use super::inner::{into_ptr, node_ref, Mode, NodeInner};
 use super::log::{log, pastry_log_level::*};
 use super::node::pastry_node;
 use crate::id::{Id, NodeHandle};
-use crate::node::{Event, Node};
+use crate::node::{Event, Node, Phase};
 use crate::time::Instant;
 
 /// The largest datagram `pastry_node_poll_transmit` can give: a buffer of this size always
@@ -93,6 +97,15 @@ pub(crate) struct Driven {
     staged_tx: Option<SocketAddr>,
     tx_buf: Vec<u8>,
     staged_event: Option<Event>,
+}
+
+impl Driven {
+    /// Drops every queued datagram unsent (an abort).
+    pub(crate) fn discard_outputs(&mut self) {
+        self.staged_tx = None;
+        while self.node.poll_transmit(&mut self.tx_buf).is_some() {}
+        self.tx_buf.clear();
+    }
 }
 
 /// A caller-driven node: the node behind a mutex (any thread, one at a time) and the routes
@@ -204,6 +217,7 @@ impl DrivenState {
     /// `pastry_route` on this node.
     pub(crate) fn route(
         &self,
+        now_us: Option<u64>,
         key: Option<Id>,
         payload: &[u8],
         hint: Option<NodeHandle>,
@@ -226,10 +240,13 @@ impl DrivenState {
             });
             return Ok(msg_id);
         }
-        self.input(None, |d| {
+        self.input(now_us, |d| {
+            if d.node.phase() == Phase::Stopped {
+                return Err(PASTRY_ERR_STOPPED);
+            }
             d.node
                 .route_with_id(d.now, msg_id, key, payload, hint)
-                .map(drop)
+                .map_err(pastry_result::from)
         })??;
         Ok(msg_id)
     }
@@ -274,9 +291,9 @@ pub unsafe extern "C" fn pastry_node_new_driven(
                 node: weak.as_ptr(),
                 max_payload,
             })));
-            NodeInner {
+            NodeInner::new(
                 max_payload,
-                mode: Mode::Driven(DrivenState {
+                Mode::Driven(DrivenState {
                     me,
                     max_payload,
                     core: Mutex::new(Driven {
@@ -288,7 +305,7 @@ pub unsafe extern "C" fn pastry_node_new_driven(
                     }),
                     deferred: Mutex::new(Vec::new()),
                 }),
-            }
+            )
         });
         log(PASTRY_LOG_INFO, || {
             format!("caller-driven node {me} created")
@@ -315,7 +332,8 @@ pub unsafe extern "C" fn pastry_node_handle_datagram(
     now_us: u64,
 ) -> pastry_result {
     ffi_boundary!("pastry_node_handle_datagram", {
-        let st = node_ref(node)?.driven()?;
+        let inner = node_ref(node)?;
+        let st = inner.driven()?;
         let from = try_ref!(from).socket_addr()?;
         let data = try_slice!(bytes, len);
         st.input(Some(now_us), |d| d.node.handle_datagram(d.now, from, data))
@@ -334,7 +352,8 @@ pub unsafe extern "C" fn pastry_node_handle_timeout(
     now_us: u64,
 ) -> pastry_result {
     ffi_boundary!("pastry_node_handle_timeout", {
-        let st = node_ref(node)?.driven()?;
+        let inner = node_ref(node)?;
+        let st = inner.driven()?;
         st.input(Some(now_us), |d| d.node.handle_timeout(d.now))
     })
 }
@@ -355,7 +374,8 @@ pub unsafe extern "C" fn pastry_node_poll_transmit(
     dst: *mut pastry_addr,
 ) -> pastry_result {
     ffi_boundary!("pastry_node_poll_transmit", {
-        let st = node_ref(node)?.driven()?;
+        let inner = node_ref(node)?;
+        let st = inner.driven()?;
         let (len, dst) = (try_out!(len), try_out!(dst));
         let mut d = st.lock()?;
         if d.staged_tx.is_none() {
@@ -393,7 +413,8 @@ pub unsafe extern "C" fn pastry_node_poll_timeout(
     deadline_us: *mut u64,
 ) -> pastry_result {
     ffi_boundary!("pastry_node_poll_timeout", {
-        let st = node_ref(node)?.driven()?;
+        let inner = node_ref(node)?;
+        let st = inner.driven()?;
         let out = try_out!(deadline_us);
         let at = st.lock()?.node.poll_timeout().ok_or(PASTRY_NONE)?;
         out.write(at.as_micros());
@@ -416,7 +437,8 @@ pub unsafe extern "C" fn pastry_node_poll_event(
     cap: usize,
 ) -> pastry_result {
     ffi_boundary!("pastry_node_poll_event", {
-        let st = node_ref(node)?.driven()?;
+        let inner = node_ref(node)?;
+        let st = inner.driven()?;
         let out = try_out!(event);
         let mut d = st.lock()?;
         let ev = match d.staged_event.take() {

@@ -162,6 +162,12 @@ impl From<StartError> for pastry_result {
             {
                 PASTRY_ERR_ADDR_IN_USE
             }
+            // An unspecified address (0.0.0.0, ::), refused before binding.
+            StartError::Bind { ref source, .. }
+                if source.kind() == std::io::ErrorKind::InvalidInput =>
+            {
+                PASTRY_ERR_BAD_ADDRESS
+            }
             StartError::Bind { .. } => PASTRY_ERR_BIND,
             StartError::Io(_) => PASTRY_ERR_IO,
             StartError::Stopped => PASTRY_ERR_STOPPED,

@@ -167,6 +167,30 @@ pub unsafe extern "C" fn pastry_id_to_hex(
     })
 }
 
+/// Stores in `*out` the key of `len` bytes at `data` (NULL is fine when `len` is 0): the first
+/// 16 bytes of their SHA-256 digest. Use it to name content or a name (`"object/17"`) as a key:
+/// keys spread evenly over the ring however alike the names are. The Python package's
+/// `Id.hash` gives the same keys.
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn pastry_id_hash(
+    data: *const u8,
+    len: usize,
+    out: *mut pastry_id,
+) -> pastry_result {
+    ffi_boundary!("pastry_id_hash", {
+        let out = try_out!(out);
+        let bytes = try_slice!(data, len);
+        let digest = super::sha256::sha256(bytes);
+        let mut id = pastry_id::default();
+        id.bytes.copy_from_slice(&digest[..16]);
+        out.write(id);
+        Ok(())
+    })
+}
+
 /// Parses a socket address (`"127.0.0.1:4000"`, `"[::1]:4000"`, `"[fe80::1%2]:4000"`; no host
 /// names) into `*out`.
 ///

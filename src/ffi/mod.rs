@@ -42,6 +42,7 @@
 #[macro_use]
 mod guard;
 mod inner;
+mod sha256;
 
 // The areas in the order the header presents them (cbindgen keeps the parse order; the blank
 // lines keep rustfmt from sorting them).

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::callbacks::{in_callback, pastry_callbacks, Callbacks, FfiApp};
 use super::config::{config_ref, pastry_config};
 use super::error::pastry_result::{self, *};
-use super::guard::write_c_str;
+use super::guard::{write_c_str, Out};
 use super::id::{pastry_addr, pastry_id, pastry_peer};
 use super::inner::{into_ptr, node_ref, take_ptr, Mode, NodeInner};
 use super::log::{log, pastry_log_level::*};
@@ -24,10 +24,15 @@ use crate::runtime::{CallError, Handle, JoinError};
 /// One overlay node (opaque): run by a runtime (`pastry_node_new`) or driven by the caller
 /// (`pastry_node_new_driven`). Released with `pastry_node_free`.
 ///
+/// A `pastry_node *` is a handle, not an address: the library looks it up in its own table on
+/// every call and never dereferences it.
+///
 /// A runtime node is thread-safe: any thread may call `pastry_route`, the queries and the
-/// other functions at once. A caller-driven node may be used from any thread, one call at a
-/// time (calls from several threads are serialised). No call may race with
-/// `pastry_node_free` of the same node.
+/// other functions at once. A caller-driven node may be used from any thread (calls from
+/// several threads are serialised). `pastry_node_free` may race with calls on other threads:
+/// calls in progress finish normally (the node is kept alive, reference-counted, until the last
+/// returns), and every call made with the handle after `pastry_node_free` is refused with
+/// `PASTRY_ERR_INVALID_ARGUMENT`, as is a second free.
 #[derive(Debug)]
 pub struct pastry_node {
     _private: [u8; 0],
@@ -85,10 +90,13 @@ pub unsafe extern "C" fn pastry_node_new(
         let rt = runtime_ref(runtime)?;
         let cfg = config_ref(config).ok_or(PASTRY_ERR_NULL_ARGUMENT)?.clone();
         let max_payload = cfg.node.max_payload;
-        let inner = Arc::new(NodeInner {
-            max_payload,
-            mode: Mode::Runtime(OnceLock::new()),
-        });
+        if cfg.bind.ip().is_unspecified() {
+            log(PASTRY_LOG_WARN, || {
+                format!("cannot create a node bound to {}: peers cannot reach an unspecified address; bind a specific one", cfg.bind)
+            });
+            return Err(PASTRY_ERR_BAD_ADDRESS);
+        }
+        let inner = Arc::new(NodeInner::new(max_payload, Mode::Runtime(OnceLock::new())));
         let app = FfiApp {
             cb,
             node: inner.clone(),
@@ -119,19 +127,25 @@ pub unsafe extern "C" fn pastry_node_new(
 /// `PASTRY_ERR_IN_CALLBACK` (a caller-driven node from its own `forward`).
 #[no_mangle]
 pub unsafe extern "C" fn pastry_node_start(node: *mut pastry_node) -> pastry_result {
-    ffi_boundary!("pastry_node_start", {
-        let inner = node_ref(node)?;
-        match &inner.mode {
-            Mode::Runtime(_) => Ok(inner.handle()?.start_alone()?),
-            Mode::Driven(st) => st.input(None, |d| {
-                if d.node.phase() != Phase::Idle {
-                    return Err(PASTRY_ERR_ALREADY_STARTED);
-                }
-                d.node.start_alone(d.now);
-                Ok(())
-            })?,
-        }
-    })
+    ffi_boundary!("pastry_node_start", { start(node, None) })
+}
+
+/// `pastry_node_start` and `pastry_node_start_at`.
+fn start(node: *mut pastry_node, now_us: Option<u64>) -> Result<(), pastry_result> {
+    let inner = node_ref(node)?;
+    match &inner.mode {
+        Mode::Runtime(_) if now_us.is_some() => Err(PASTRY_ERR_WRONG_MODE),
+        Mode::Runtime(_) => Ok(inner.handle()?.start_alone()?),
+        Mode::Driven(st) => st.input(now_us, |d| {
+            match d.node.phase() {
+                Phase::Idle => {}
+                Phase::Stopped => return Err(PASTRY_ERR_STOPPED),
+                _ => return Err(PASTRY_ERR_ALREADY_STARTED),
+            }
+            d.node.start_alone(d.now);
+            Ok(())
+        })?,
+    }
 }
 
 /// The bootstrap list as Rust addresses.
@@ -156,13 +170,29 @@ pub unsafe extern "C" fn pastry_node_start_join(
     count: usize,
 ) -> pastry_result {
     ffi_boundary!("pastry_node_start_join", {
-        let inner = node_ref(node)?;
-        let list = bootstrap_list(bootstraps, count)?;
-        match &inner.mode {
-            Mode::Runtime(_) => Ok(inner.handle()?.start_join(&list)?),
-            Mode::Driven(st) => Ok(st.input(None, |d| d.node.join(d.now, &list))??),
-        }
+        start_join(node, bootstraps, count, None)
     })
+}
+
+/// `pastry_node_start_join` and `pastry_node_start_join_at`.
+fn start_join(
+    node: *mut pastry_node,
+    bootstraps: *const pastry_addr,
+    count: usize,
+    now_us: Option<u64>,
+) -> Result<(), pastry_result> {
+    let inner = node_ref(node)?;
+    let list = bootstrap_list(bootstraps, count)?;
+    match &inner.mode {
+        Mode::Runtime(_) if now_us.is_some() => Err(PASTRY_ERR_WRONG_MODE),
+        Mode::Runtime(_) => Ok(inner.handle()?.start_join(&list)?),
+        Mode::Driven(st) => st.input(now_us, |d| {
+            if d.node.phase() == Phase::Stopped {
+                return Err(PASTRY_ERR_STOPPED);
+            }
+            Ok(d.node.join(d.now, &list)?)
+        })?,
+    }
 }
 
 /// Waits up to `timeout_ms` milliseconds for a runtime node's join (or start) to complete.
@@ -178,7 +208,8 @@ pub unsafe extern "C" fn pastry_node_wait_joined(
     timeout_ms: u32,
 ) -> pastry_result {
     ffi_boundary!("pastry_node_wait_joined", {
-        let h = node_ref(node)?.handle()?;
+        let inner = node_ref(node)?;
+        let h = inner.handle()?;
         if in_callback() {
             return Err(PASTRY_ERR_IN_CALLBACK);
         }
@@ -204,7 +235,8 @@ pub unsafe extern "C" fn pastry_node_join(
     timeout_ms: u32,
 ) -> pastry_result {
     ffi_boundary!("pastry_node_join", {
-        let h = node_ref(node)?.handle()?;
+        let inner = node_ref(node)?;
+        let h = inner.handle()?;
         let list = bootstrap_list(bootstraps, count)?;
         if in_callback() {
             return Err(PASTRY_ERR_IN_CALLBACK);
@@ -267,9 +299,10 @@ pub unsafe extern "C" fn pastry_node_phase(
 /// The handle stays valid (calls fail with `PASTRY_ERR_STOPPED`) until `pastry_node_free`.
 ///
 /// # Errors
-/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_STOPPED` (a runtime node already gone),
-/// `PASTRY_ERR_TIMEOUT` (the leave goes on in the background), `PASTRY_ERR_IN_CALLBACK` (a
-/// caller-driven node from its own `forward`).
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_STOPPED` (the node has left or was aborted
+/// already: a second shutdown), `PASTRY_ERR_TIMEOUT` (the leave goes on in the background),
+/// `PASTRY_ERR_IN_CALLBACK` (a caller-driven node from its own `forward`),
+/// `PASTRY_ERR_INVALID_ARGUMENT` (a freed handle).
 #[no_mangle]
 pub unsafe extern "C" fn pastry_node_shutdown(
     node: *mut pastry_node,
@@ -290,9 +323,20 @@ pub unsafe extern "C" fn pastry_node_shutdown(
                 log(PASTRY_LOG_INFO, || format!("node {} left", h.node_handle()));
                 Ok(())
             }
-            Mode::Driven(st) => st.input(None, |d| d.node.leave(d.now)),
+            Mode::Driven(_) => shutdown_driven(&inner, None),
         }
     })
+}
+
+/// Leaves a caller-driven node at `now_us` (`None`: its latest time).
+fn shutdown_driven(inner: &NodeInner, now_us: Option<u64>) -> Result<(), pastry_result> {
+    inner.driven()?.input(now_us, |d| {
+        if d.node.phase() == Phase::Stopped {
+            return Err(PASTRY_ERR_STOPPED);
+        }
+        d.node.leave(d.now);
+        Ok(())
+    })?
 }
 
 /// Releases a node. A runtime node that has not left leaves gracefully first (waiting up to 2
@@ -314,9 +358,9 @@ pub unsafe extern "C" fn pastry_node_free(node: *mut pastry_node) -> pastry_resu
         if in_callback() {
             return Err(PASTRY_ERR_IN_CALLBACK);
         }
-        // SAFETY: a non-NULL `pastry_node *` came from `pastry_node_new*` and is freed once,
-        // with no other call on it in progress (the caller's contract).
-        let inner = unsafe { take_ptr(node) };
+        // Out of the table: later calls with this handle are refused. Calls in progress on
+        // other threads hold their own reference; the node is dropped after the last.
+        let inner = take_ptr(node)?;
         if let Mode::Runtime(slot) = &inner.mode {
             if let Some(h) = slot.get() {
                 match h.leave(FREE_LEAVE_TIMEOUT) {
@@ -335,7 +379,18 @@ pub unsafe extern "C" fn pastry_node_free(node: *mut pastry_node) -> pastry_resu
 /// Routes `len` bytes at `msg` (NULL is fine when `len` is 0) toward the root of `*key` (the
 /// Common API `route`). The bytes are copied; the call returns once the message is queued (a
 /// runtime node) or handed to the node (a caller-driven node). `hint` (NULL: none) is a first
-/// hop to try; with a hint and a NULL key the message is a direct send, delivered at the hint.
+/// hop to try.
+///
+/// With a hint and a NULL key the message is a **direct send**: it goes to the hint's address
+/// and is delivered by the node that receives it there, whatever its id (the hint's id is not
+/// checked; it becomes the delivery's key). Like a routed message it is acknowledged hop by
+/// hop and end to end, retried, and reported to `undeliverable` when it cannot be delivered
+/// (`PASTRY_UNDELIVERABLE_UNREACHABLE`, `PASTRY_UNDELIVERABLE_LOST`).
+///
+/// Delivery is at least once (see `pastry_delivery`). A runtime node has a budget of messages
+/// in flight (`pastry_config_set_max_in_flight`, default `PASTRY_DEFAULT_MAX_IN_FLIGHT`): past
+/// it the route is refused with `PASTRY_ERR_OVERLOADED` at once; route again after deliveries
+/// or `undeliverable` reports have freed some.
 ///
 /// Callable from any thread and from inside any upcall (also of this node: the message is
 /// then routed after the upcall returns). The root's application sees the message in
@@ -345,7 +400,9 @@ pub unsafe extern "C" fn pastry_node_free(node: *mut pastry_node) -> pastry_resu
 /// # Errors
 /// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_NO_DESTINATION` (no key and no hint),
 /// `PASTRY_ERR_PAYLOAD_TOO_LARGE`, `PASTRY_ERR_BAD_ADDRESS` (hint),
-/// `PASTRY_ERR_NOT_ACTIVE` (not joined yet), `PASTRY_ERR_OVERLOADED`, `PASTRY_ERR_STOPPED`.
+/// `PASTRY_ERR_NOT_ACTIVE` (not joined yet), `PASTRY_ERR_OVERLOADED` (the in-flight budget is
+/// spent), `PASTRY_ERR_STOPPED` (shut down, aborted, or the runtime stopped),
+/// `PASTRY_ERR_INVALID_ARGUMENT` (a freed handle).
 #[no_mangle]
 pub unsafe extern "C" fn pastry_route(
     node: *mut pastry_node,
@@ -361,7 +418,7 @@ pub unsafe extern "C" fn pastry_route(
         let key = key.map(pastry_id::id);
         let hint = hint.map(pastry_peer::handle).transpose()?;
         let payload = try_slice!(msg, len);
-        route(inner, key, payload, hint).map(drop)
+        route(&inner, None, key, payload, hint).map(drop)
     })
 }
 
@@ -388,7 +445,7 @@ pub unsafe extern "C" fn pastry_route_with_id(
         let key = key.map(pastry_id::id);
         let hint = hint.map(pastry_peer::handle).transpose()?;
         let payload = try_slice!(msg, len);
-        out.write(route(inner, key, payload, hint)?);
+        out.write(route(&inner, None, key, payload, hint)?);
         Ok(())
     })
 }
@@ -396,6 +453,7 @@ pub unsafe extern "C" fn pastry_route_with_id(
 /// The common part of the two route entry points: checks, then queues or runs the route.
 fn route(
     inner: &NodeInner,
+    now_us: Option<u64>,
     key: Option<Id>,
     payload: &[u8],
     hint: Option<NodeHandle>,
@@ -407,11 +465,12 @@ fn route(
         return Err(PASTRY_ERR_PAYLOAD_TOO_LARGE);
     }
     match &inner.mode {
+        Mode::Runtime(_) if now_us.is_some() => Err(PASTRY_ERR_WRONG_MODE),
         Mode::Runtime(_) => {
             let bytes = Bytes::copy_from_slice(payload);
             Ok(inner.handle()?.route_with_hint(key, bytes, hint)?)
         }
-        Mode::Driven(st) => st.route(key, payload, hint),
+        Mode::Driven(st) => st.route(now_us, key, payload, hint),
     }
 }
 
@@ -465,5 +524,140 @@ pub unsafe extern "C" fn pastry_node_addr_str(
             return Err(PASTRY_ERR_NULL_ARGUMENT);
         }
         write_c_str(&me.addr.to_string(), try_slice_mut!(buf, cap))
+    })
+}
+
+/// `pastry_node_start` for a caller-driven node at time `now_us` (the host's clock, as given
+/// to `pastry_node_handle_timeout`): its first timers are due from then on.
+///
+/// # Errors
+/// As `pastry_node_start`; `PASTRY_ERR_WRONG_MODE` for a runtime node (its clock is the
+/// runtime's).
+#[no_mangle]
+pub unsafe extern "C" fn pastry_node_start_at(
+    node: *mut pastry_node,
+    now_us: u64,
+) -> pastry_result {
+    ffi_boundary!("pastry_node_start_at", { start(node, Some(now_us)) })
+}
+
+/// `pastry_node_start_join` for a caller-driven node at time `now_us` (the host's clock): the
+/// first join timeout is counted from then.
+///
+/// # Errors
+/// As `pastry_node_start_join`; `PASTRY_ERR_WRONG_MODE` for a runtime node.
+#[no_mangle]
+pub unsafe extern "C" fn pastry_node_start_join_at(
+    node: *mut pastry_node,
+    bootstraps: *const pastry_addr,
+    count: usize,
+    now_us: u64,
+) -> pastry_result {
+    ffi_boundary!("pastry_node_start_join_at", {
+        start_join(node, bootstraps, count, Some(now_us))
+    })
+}
+
+/// `pastry_route_with_id` for a caller-driven node at time `now_us` (the host's clock): the
+/// message's retransmission and end-to-end timers are counted from then. `out_msg_id` may be
+/// NULL (the id is then not reported).
+///
+/// # Errors
+/// As `pastry_route`; `PASTRY_ERR_WRONG_MODE` for a runtime node.
+#[no_mangle]
+pub unsafe extern "C" fn pastry_route_at(
+    node: *mut pastry_node,
+    key: *const pastry_id,
+    msg: *const u8,
+    len: usize,
+    hint: *const pastry_peer,
+    now_us: u64,
+    out_msg_id: *mut u64,
+) -> pastry_result {
+    ffi_boundary!("pastry_route_at", {
+        let inner = node_ref(node)?;
+        let out = Out::new(out_msg_id);
+        // SAFETY: the header's contract: `key` and `hint` are NULL or readable for the call.
+        let (key, hint) = unsafe { (key.as_ref(), hint.as_ref()) };
+        let key = key.map(pastry_id::id);
+        let hint = hint.map(pastry_peer::handle).transpose()?;
+        let payload = try_slice!(msg, len);
+        let id = route(&inner, Some(now_us), key, payload, hint)?;
+        if let Some(out) = out {
+            out.write(id);
+        }
+        Ok(())
+    })
+}
+
+/// `pastry_node_shutdown` for a caller-driven node at time `now_us` (the host's clock).
+///
+/// # Errors
+/// As `pastry_node_shutdown`; `PASTRY_ERR_WRONG_MODE` for a runtime node.
+#[no_mangle]
+pub unsafe extern "C" fn pastry_node_shutdown_at(
+    node: *mut pastry_node,
+    now_us: u64,
+) -> pastry_result {
+    ffi_boundary!("pastry_node_shutdown_at", {
+        let inner = node_ref(node)?;
+        shutdown_driven(&inner, Some(now_us))
+    })
+}
+
+/// Stops a node abruptly, without a graceful leave, as if its host had crashed: no goodbye is
+/// sent (its leaf set notices through failure detection and repairs around it), and queued
+/// datagrams and messages in flight are dropped. For applications that must stop at once, and
+/// for tests of failure handling.
+///
+/// A runtime node's socket is closed and it is removed from its runtime (`drop(userdata)` has
+/// run) before this returns, waiting up to `timeout_ms` milliseconds; from inside a callback it
+/// does not wait (the abort is done after the callback returns, and `PASTRY_OK` returned). A
+/// caller-driven node stops at once and queues nothing (`timeout_ms` is not used).
+///
+/// The handle stays valid (calls fail with `PASTRY_ERR_STOPPED`) until `pastry_node_free`.
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_ARGUMENT` (a freed handle),
+/// `PASTRY_ERR_STOPPED` (already stopped), `PASTRY_ERR_TIMEOUT` (the runtime has not done it
+/// yet; it will), `PASTRY_ERR_IN_CALLBACK` (a caller-driven node from its own `forward`).
+#[no_mangle]
+pub unsafe extern "C" fn pastry_node_abort(
+    node: *mut pastry_node,
+    timeout_ms: u32,
+) -> pastry_result {
+    ffi_boundary!("pastry_node_abort", {
+        let inner = node_ref(node)?;
+        match &inner.mode {
+            Mode::Runtime(_) => {
+                let h = inner.handle()?;
+                if h.phase() == Phase::Stopped {
+                    return Err(PASTRY_ERR_STOPPED);
+                }
+                let timeout = if in_callback() {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(u64::from(timeout_ms))
+                };
+                match h.abort(timeout) {
+                    Err(CallError::Timeout) if in_callback() => {}
+                    r => r?,
+                }
+                log(PASTRY_LOG_INFO, || {
+                    format!("node {} aborted", h.node_handle())
+                });
+                Ok(())
+            }
+            Mode::Driven(st) => st.input(None, |d| {
+                if d.node.phase() == Phase::Stopped {
+                    return Err(PASTRY_ERR_STOPPED);
+                }
+                // The node's leave is the only way to stop it; what it queues (the goodbye)
+                // is thrown away unsent, with everything else queued.
+                d.node.leave(d.now);
+                d.discard_outputs();
+                Ok(())
+            })?,
+        }
     })
 }

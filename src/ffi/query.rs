@@ -63,8 +63,8 @@ fn capacity(out: *mut pastry_peer, count: *mut usize) -> Result<usize, pastry_re
 }
 
 /// Writes up to `*count` next-hop candidates toward `*key` into `out`, best first (the Common
-/// API `local_lookup`); with `safe`, only leaf-set members (probed most often). None when this
-/// node is the key's root.
+/// API `local_lookup`); with `safe`, only leaf-set members (probed most often). When this node
+/// is the key's root no node is closer: it returns `PASTRY_OK` with `*count` set to 0.
 ///
 /// Callable from any thread, and from the node's own `deliver` / `update` / `undeliverable`
 /// upcalls. Blocks until the node's loop answers (a runtime node).
@@ -84,7 +84,7 @@ pub unsafe extern "C" fn pastry_node_local_lookup(
         let inner = node_ref(node)?;
         let key = try_ref!(key).id();
         let num = capacity(out, count)?;
-        let list = query(inner, move |n| n.local_lookup(key, num, safe))?;
+        let list = query(&inner, move |n| n.local_lookup(key, num, safe))?;
         write_peers(out, count, &list)
     })
 }
@@ -103,7 +103,7 @@ pub unsafe extern "C" fn pastry_node_neighbor_set(
     ffi_boundary!("pastry_node_neighbor_set", {
         let inner = node_ref(node)?;
         let num = capacity(out, count)?;
-        let list = query(inner, move |n| n.neighbor_set(num))?;
+        let list = query(&inner, move |n| n.neighbor_set(num))?;
         write_peers(out, count, &list)
     })
 }
@@ -127,7 +127,7 @@ pub unsafe extern "C" fn pastry_node_replica_set(
         let inner = node_ref(node)?;
         let key = try_ref!(key).id();
         capacity(out, count)?;
-        let list = query(inner, move |n| n.replica_set(key, max_rank as usize))?;
+        let list = query(&inner, move |n| n.replica_set(key, max_rank as usize))?;
         write_peers(out, count, &list)
     })
 }
@@ -151,7 +151,7 @@ pub unsafe extern "C" fn pastry_node_range(
         let inner = node_ref(node)?;
         let peer: Id = try_ref!(peer).id();
         let (lo, hi) = (try_out!(lo), try_out!(hi));
-        let r = query(inner, move |n| n.range(peer, rank as usize))?;
+        let r = query(&inner, move |n| n.range(peer, rank as usize))?;
         let (a, b) = r.ok_or(PASTRY_NONE)?;
         lo.write(a.into());
         hi.write(b.into());
@@ -216,7 +216,9 @@ fn node_stats(n: &Node) -> pastry_stats {
 /// Copies the node's counters into `*out`: the first `size` bytes of a `pastry_stats` (pass
 /// `sizeof(pastry_stats)`; a larger size gets the whole struct, the rest untouched).
 ///
-/// Not from inside an upcall of a runtime node (it waits for the loop thread).
+/// Callable from any thread, and from the node's own `deliver` / `update` / `undeliverable`
+/// upcalls (as the KBR queries); not from `forward`, nor from an upcall of another node of the
+/// same runtime (that would wait for the loop thread it runs on).
 ///
 /// # Errors
 /// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_ARGUMENT` (`size` 0),
@@ -237,7 +239,13 @@ pub unsafe extern "C" fn pastry_node_stats(
         }
         let stats = match &inner.mode {
             Mode::Runtime(_) => {
-                let s = inner.handle()?.stats()?;
+                let h = inner.handle()?;
+                let me: *const NodeInner = &*inner;
+                // From inside the node's own deliver / update / undeliverable: read it directly.
+                let s = match with_current_node(me, |n| h.stats_of(n)) {
+                    Some(s) => s,
+                    None => h.stats()?,
+                };
                 pastry_stats {
                     upcall_panics: s.upcall_panics,
                     send_errors: s.send_errors,

@@ -25,31 +25,49 @@ pub(crate) enum Timer {
     Delivery(u64),
 }
 
-/// A min-heap of `(deadline, timer)`.
+/// A min-heap of `(deadline, timer, sequence)`.
+///
+/// Every timer gets a sequence number when it is set. A pass of [`Timers::pop_due`] calls (up
+/// to the `None` that ends it) fires only timers set before the pass began: a timer re-armed
+/// by a handler at or before `now` (a period added to `Instant(u64::MAX)` saturates to `now`)
+/// waits for the next pass instead of firing again and again in this one.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, Timer)>>,
+    heap: BinaryHeap<Reverse<(Instant, Timer, u64)>>,
+    /// The sequence number the next `set` gives.
+    next_seq: u64,
+    /// During a pass: timers with a sequence number below this may fire.
+    pass_limit: Option<u64>,
 }
 
 impl Timers {
     pub(crate) fn set(&mut self, at: Instant, t: Timer) {
-        self.heap.push(Reverse((at, t)));
+        self.heap.push(Reverse((at, t, self.next_seq)));
+        self.next_seq += 1;
     }
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((t, _))| *t)
+        self.heap.peek().map(|Reverse((t, _, _))| *t)
     }
 
-    /// Pops one timer due at or before `now`.
+    /// Pops one timer due at or before `now` that was set before this pass began (the first
+    /// call after a `None` begins a pass); `None` ends the pass.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(Instant, Timer)> {
+        let limit = *self.pass_limit.get_or_insert(self.next_seq);
         match self.heap.peek() {
-            Some(Reverse((t, _))) if *t <= now => self.heap.pop().map(|Reverse(e)| e),
-            _ => None,
+            Some(Reverse((t, _, seq))) if *t <= now && *seq < limit => {
+                self.heap.pop().map(|Reverse((at, timer, _))| (at, timer))
+            }
+            _ => {
+                self.pass_limit = None;
+                None
+            }
         }
     }
 
     pub(crate) fn clear(&mut self) {
         self.heap.clear();
+        self.pass_limit = None;
     }
 
     #[cfg(test)]
@@ -156,5 +174,24 @@ mod tests {
             Some((Instant(5), Timer::RtMaintenance))
         );
         assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn a_timer_rearmed_at_or_before_now_waits_for_the_next_pass() {
+        // A periodic timer handled at `Instant(u64::MAX)` re-arms at `now + period`, which
+        // saturates to `now`: the pass must still end.
+        let mut t = Timers::default();
+        let end = Instant(u64::MAX);
+        t.set(Instant(3), Timer::LeafMaintenance);
+        let mut fired = 0;
+        while let Some((_, timer)) = t.pop_due(end) {
+            fired += 1;
+            assert!(fired < 10, "the pass never ends");
+            t.set(end, timer);
+        }
+        assert_eq!(fired, 1);
+        // The next pass fires the re-armed timer (once).
+        assert_eq!(t.pop_due(end), Some((end, Timer::LeafMaintenance)));
+        assert_eq!(t.pop_due(end), None);
     }
 }

@@ -27,11 +27,25 @@ use crate::time::Duration;
 /// ```
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// The UDP address to bind (port 0: an ephemeral port).
+    /// The UDP address to bind (port 0: an ephemeral port). It is also the address the node
+    /// gives its peers, so it must be one they can reach: an unspecified address (`0.0.0.0`,
+    /// `::`) is refused by [`Runtime::add_node`](super::Runtime::add_node).
     pub bind: SocketAddr,
     /// The node's protocol configuration.
     pub node: Config,
+    /// The budget of messages in flight: routed by [`Handle::route`](super::Handle::route)
+    /// and not yet finished (acknowledged by their root, delivered here, or reported
+    /// undeliverable). A route beyond it is refused with
+    /// [`RouteError::Overloaded`](crate::node::RouteError::Overloaded) instead of building a
+    /// backlog. 1..=[`MAX_IN_FLIGHT_LIMIT`]; default [`DEFAULT_MAX_IN_FLIGHT`].
+    pub max_in_flight: usize,
 }
+
+/// The default budget of messages in flight per node ([`NodeConfig::max_in_flight`]).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+/// The largest budget of messages in flight ([`NodeConfig::max_in_flight`]): the runtime's
+/// command queue holds no more.
+pub const MAX_IN_FLIGHT_LIMIT: usize = super::shared::QUEUE_CAP;
 
 impl NodeConfig {
     /// Defaults for every protocol setting, bound to `bind`.
@@ -39,7 +53,13 @@ impl NodeConfig {
         NodeConfig {
             bind,
             node: Config::default(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
+    }
+    /// Sets the budget of messages in flight ([`NodeConfig::max_in_flight`]).
+    pub fn with_max_in_flight(mut self, n: usize) -> NodeConfig {
+        self.max_in_flight = n;
+        self
     }
     /// Uses `id` as the node id (default: random).
     pub fn with_id(mut self, id: Id) -> NodeConfig {

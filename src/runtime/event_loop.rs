@@ -28,6 +28,8 @@ use super::shared::{Command, JoinState, NewNode, NodeStatus, Shared};
 use crate::id::{Id, NodeHandle};
 use crate::node::{Event, ForwardAction, ForwardCtx, Forwarder, Node, Phase};
 use crate::time::Instant;
+use crate::util::FxHashSet;
+use crate::wire::{Message, MessageType};
 
 /// The waker's token; sockets use their node's token (from 1 up).
 pub(super) const WAKER: Token = Token(0);
@@ -79,6 +81,31 @@ struct Slot {
     ready: bool,
     /// Leaving: remove once `parked` is empty, then signal.
     leaving: Option<Option<Sender<()>>>,
+    /// Messages routed through the handles that have not finished (each holds one unit of
+    /// `status.in_flight`).
+    in_flight: FxHashSet<u64>,
+}
+
+impl Slot {
+    /// The message `msg_id` finished (acknowledged, delivered here, or undeliverable): gives
+    /// back its unit of the in-flight budget if it held one.
+    fn finish(&mut self, msg_id: u64) {
+        if self.in_flight.remove(&msg_id) {
+            self.status.release_in_flight();
+        }
+    }
+
+    /// A received datagram: if it is the root's acknowledgement of a message in flight, that
+    /// message has finished. (Only delivery acknowledgements are decoded a second time here,
+    /// and only while messages are in flight; the node already handled the datagram.)
+    fn note_datagram(&mut self, data: &[u8]) {
+        if self.in_flight.is_empty() || data.get(3) != Some(&(MessageType::DeliveryAck as u8)) {
+            return;
+        }
+        if let Ok((_, Message::DeliveryAck { msg_id })) = crate::wire::decode(data) {
+            self.finish(msg_id);
+        }
+    }
 }
 
 impl Drop for Slot {
@@ -143,8 +170,13 @@ impl EventLoop {
         let _ = self.shared.loop_thread.set(std::thread::current().id());
         let _guard = ExitGuard(self.shared.clone());
         while !self.stop {
-            let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut self.events, timeout) {
+            let mut timeout = self.poll_timeout();
+            if timeout != Some(StdDuration::ZERO) && !self.shared.park() {
+                timeout = Some(StdDuration::ZERO);
+            }
+            let polled = self.poll.poll(&mut self.events, timeout);
+            self.shared.unpark();
+            if let Err(e) = polled {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -238,6 +270,7 @@ impl EventLoop {
                 Ok((n, from)) => {
                     let now = self.now();
                     slot.node.handle_datagram(now, from, &self.recv_buf[..n]);
+                    slot.note_datagram(&self.recv_buf[..n]);
                     self.pump(slot);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
@@ -386,10 +419,14 @@ impl EventLoop {
                 }
             }
             Command::Leave(t, done) => self.leave(t, done),
-            Command::Crash(t) => {
+            Command::Crash(t, done) => {
                 if let Some(mut slot) = self.slots.get_mut(t).and_then(Option::take) {
                     log::info!("node {}: crashed on purpose", slot.node.id());
                     self.deregister(&mut slot);
+                    drop(slot);
+                    if let Some(d) = done {
+                        let _ = d.send(());
+                    }
                 }
             }
             Command::Shutdown => self.stop = true,
@@ -430,13 +467,15 @@ impl EventLoop {
             return;
         };
         let now = self.now();
-        if slot
-            .node
-            .route_with_id(now, msg_id, key, payload, hint)
-            .map_err(|e| log::debug!("node {}: route refused: {e}", slot.node.id()))
-            .is_err()
-        {
-            NodeStatus::count(&slot.status.routes_refused);
+        match slot.node.route_with_id(now, msg_id, key, payload, hint) {
+            Ok(_) => {
+                slot.in_flight.insert(msg_id);
+            }
+            Err(e) => {
+                log::debug!("node {}: route refused: {e}", slot.node.id());
+                NodeStatus::count(&slot.status.routes_refused);
+                slot.status.release_in_flight();
+            }
         }
         self.pump(&mut slot);
         self.slots[t] = Some(slot);
@@ -463,6 +502,7 @@ impl EventLoop {
             timer_at: None,
             ready: false,
             leaving: None,
+            in_flight: FxHashSet::default(),
         }));
         // The socket was registered before the loop knew it: read what may have arrived.
         self.mark_ready(t);
@@ -532,6 +572,10 @@ fn upcall(slot: &mut Slot, ev: Event) {
     match ev {
         Event::Joined => slot.status.set_join(JoinState::Active),
         Event::JoinFailed => slot.status.set_join(JoinState::Failed),
+        Event::Delivered { msg_id, source, .. } if source.id == slot.node.id() => {
+            slot.finish(msg_id);
+        }
+        Event::Undeliverable { msg_id, .. } => slot.finish(msg_id),
         _ => {}
     }
     log_event(slot.node.id(), &ev);

@@ -166,9 +166,16 @@ impl Handle {
     /// application learns of the delivery through its `deliver` upcall at the root, of a
     /// failure through `undeliverable` at this node; both carry the message id returned here.
     ///
+    /// Backpressure: at most [`NodeConfig::max_in_flight`](super::NodeConfig::max_in_flight)
+    /// messages routed through the node's handles may be unfinished at once (not yet
+    /// acknowledged by their root, delivered here, or reported undeliverable); beyond that the
+    /// route is refused with [`RouteError::Overloaded`] — wait for deliveries or reports, then
+    /// route again. Delivery is at least once: a root may see a message twice when an
+    /// acknowledgement was lost and the source retried.
+    ///
     /// # Errors
     /// [`RouteError::PayloadTooLarge`], [`RouteError::NotActive`], [`RouteError::Overloaded`]
-    /// (queue full), [`RouteError::Stopped`].
+    /// (the in-flight budget is spent, or the command queue is full), [`RouteError::Stopped`].
     pub fn route(&self, key: Id, payload: impl Into<Bytes>) -> Result<u64, RouteError> {
         self.route_with_hint(Some(key), payload, None)
     }
@@ -200,6 +207,9 @@ impl Handle {
             Phase::Stopped => return Err(RouteError::Stopped),
             _ => return Err(RouteError::NotActive),
         }
+        if !self.status.take_in_flight() {
+            return Err(RouteError::Overloaded);
+        }
         let msg_id = super::fresh_msg_id();
         let cmd = Command::Route {
             token: self.status.token,
@@ -208,7 +218,11 @@ impl Handle {
             payload,
             hint,
         };
-        stopped_or(self.push(cmd), RouteError::Overloaded, RouteError::Stopped).map(|()| msg_id)
+        let r = stopped_or(self.push(cmd), RouteError::Overloaded, RouteError::Stopped);
+        if r.is_err() {
+            self.status.release_in_flight();
+        }
+        r.map(|()| msg_id)
     }
 
     /// Runs `f` with the node on the loop thread and returns its result: the general form of
@@ -282,9 +296,19 @@ impl Handle {
     /// As [`Handle::call`].
     pub fn stats(&self) -> Result<NodeStats, CallError> {
         let (stats, heap_bytes) = self.call(|n| (n.stats().clone(), n.heap_bytes()))?;
+        Ok(self.assemble_stats(stats, heap_bytes))
+    }
+
+    /// The node's counters read from `node`, the node itself as an upcall receives it (no
+    /// round trip through the loop: usable inside the node's upcalls).
+    pub fn stats_of(&self, node: &Node) -> NodeStats {
+        self.assemble_stats(node.stats().clone(), node.heap_bytes())
+    }
+
+    fn assemble_stats(&self, stats: Stats, heap_bytes: usize) -> NodeStats {
         let s = &self.status;
         let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-        Ok(NodeStats {
+        NodeStats {
             node: stats,
             upcall_panics: get(&s.upcall_panics),
             send_errors: get(&s.send_errors),
@@ -292,7 +316,7 @@ impl Handle {
             recv_errors: get(&s.recv_errors),
             routes_refused: get(&s.routes_refused),
             heap_bytes,
-        })
+        }
     }
 
     /// Leaves gracefully: the node tells its leaf set it is leaving, its queued datagrams are
@@ -318,8 +342,37 @@ impl Handle {
     }
 
     /// Removes the node at once without telling anyone, as if its host had crashed (its
-    /// socket is closed). For tests of failure detection and repair.
+    /// socket is closed). Returns at once. For tests of failure detection and repair.
     pub fn crash(&self) {
-        let _ = self.push(Command::Crash(self.status.token));
+        let _ = self.push(Command::Crash(self.status.token, None));
+    }
+
+    /// Stops the node abruptly, as a crash would: no goodbye to its leaf set (which notices by
+    /// failure detection), queued datagrams and messages in flight dropped, the socket closed
+    /// and the node removed from the runtime. Waits up to `timeout` for that; called from an
+    /// upcall, it is done after the upcall returns, and this returns at once.
+    ///
+    /// # Errors
+    /// [`CallError::Stopped`] if the node is gone already, [`CallError::Timeout`].
+    pub fn abort(&self, timeout: StdDuration) -> Result<(), CallError> {
+        if self.shared.on_loop_thread() {
+            let cmd = Command::Crash(self.status.token, None);
+            return stopped_or(self.push(cmd), CallError::Stopped, CallError::Stopped);
+        }
+        let (tx, rx) = mpsc::channel();
+        let cmd = Command::Crash(self.status.token, Some(tx));
+        stopped_or(self.push(cmd), CallError::Stopped, CallError::Stopped)?;
+        match rx.recv_timeout(timeout) {
+            Ok(()) => Ok(()),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(CallError::Timeout),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(CallError::Stopped),
+        }
+    }
+
+    /// Messages routed through this node's handles that have not finished yet (acknowledged
+    /// by their root, delivered here, or reported undeliverable); see
+    /// [`NodeConfig::max_in_flight`](super::NodeConfig::max_in_flight).
+    pub fn in_flight(&self) -> usize {
+        self.status.in_flight.load(Ordering::Acquire)
     }
 }

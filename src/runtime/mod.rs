@@ -71,8 +71,8 @@ use std::thread::JoinHandle;
 /// on the loop thread are counted in [`NodeStats::routes_refused`]).
 pub use crate::node::RouteError;
 pub use app::{Application, Delivery};
-pub use config::NodeConfig;
 pub(crate) use config::{fresh_msg_id, os_seed};
+pub use config::{NodeConfig, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_LIMIT};
 pub use error::{CallError, JoinError, StartError};
 pub use handle::{Handle, NodeStats};
 
@@ -116,13 +116,32 @@ impl Runtime {
     /// Binds a UDP socket to `cfg.bind`, creates the node (idle) and hands it to the loop.
     /// Start it with [`Handle::start_alone`] or [`Handle::join`].
     ///
+    /// The bind address must be one peers can reach: an unspecified address (`0.0.0.0`,
+    /// `::`) is refused, since the node advertises the address it is bound to.
+    ///
     /// # Errors
     /// [`StartError::Config`] for an invalid configuration, [`StartError::Bind`] when the
-    /// address cannot be bound (a busy port: [`io::ErrorKind::AddrInUse`]),
+    /// address cannot be bound (a busy port: [`io::ErrorKind::AddrInUse`]; an unspecified
+    /// address: [`io::ErrorKind::InvalidInput`]),
     /// [`StartError::Io`], [`StartError::Stopped`].
     pub fn add_node(&self, cfg: NodeConfig, app: impl Application) -> Result<Handle, StartError> {
         let mut node_cfg = cfg.node;
         node_cfg.validate().map_err(StartError::Config)?;
+        if !(1..=MAX_IN_FLIGHT_LIMIT).contains(&cfg.max_in_flight) {
+            return Err(StartError::Config(crate::node::ConfigError::Limits));
+        }
+        if cfg.bind.ip().is_unspecified() {
+            // The node tells its peers the address it is bound to: 0.0.0.0 / :: would send
+            // them nowhere.
+            return Err(StartError::Bind {
+                addr: cfg.bind,
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "an unspecified address (0.0.0.0 or ::) cannot be advertised to peers: \
+                     bind a specific address they can reach",
+                ),
+            });
+        }
         if node_cfg.seed == 0 {
             node_cfg.seed = config::os_seed();
         }
@@ -136,7 +155,7 @@ impl Runtime {
         let mut socket = mio::net::UdpSocket::from_std(std_socket);
         let node = Node::new(node_cfg, local).map_err(StartError::Config)?;
         let token = self.shared.token();
-        let status = Arc::new(NodeStatus::new(token, &node));
+        let status = Arc::new(NodeStatus::new(token, &node, cfg.max_in_flight));
         self.shared
             .registry
             .register(&mut socket, mio::Token(token), mio::Interest::READABLE)
@@ -197,5 +216,78 @@ mod tests {
     fn handles_and_runtimes_are_send_and_sync() {
         assert_send_sync::<Handle>();
         assert_send_sync::<Runtime>();
+    }
+
+    #[test]
+    fn an_unspecified_bind_address_is_refused() {
+        let rt = Runtime::new().unwrap();
+        for any in ["0.0.0.0:0", "[::]:0"] {
+            match rt.add_node(NodeConfig::new(any.parse().unwrap()), ()) {
+                Err(StartError::Bind { source, .. }) => {
+                    assert_eq!(source.kind(), io::ErrorKind::InvalidInput)
+                }
+                other => panic!("{any}: {other:?}"),
+            }
+        }
+        let cfg = NodeConfig::new("127.0.0.1:0".parse().unwrap()).with_max_in_flight(0);
+        assert!(matches!(rt.add_node(cfg, ()), Err(StartError::Config(_))));
+    }
+
+    /// Polls `f` for up to 20 s (a real-socket test: the runtime runs on the OS clock).
+    #[allow(clippy::disallowed_methods)]
+    fn eventually(mut f: impl FnMut() -> bool) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        false
+    }
+
+    #[test]
+    fn route_is_refused_past_the_in_flight_budget_until_messages_finish() {
+        use crate::id::{Id, NodeHandle};
+        use crate::time::Duration;
+        let rt = Runtime::new().unwrap();
+        let mut cfg = NodeConfig::new("127.0.0.1:0".parse().unwrap()).with_max_in_flight(3);
+        cfg.node.rto_initial = Duration::from_millis(20);
+        cfg.node.rto_min = Duration::from_millis(20);
+        cfg.node.rto_max = Duration::from_millis(40);
+        cfg.node.max_retries = 1;
+        let a = rt.add_node(cfg, ()).unwrap();
+        a.start_alone().unwrap();
+        a.wait_joined(std::time::Duration::from_secs(5)).unwrap();
+        // Direct sends to a port nobody serves: in flight until their hop fails.
+        let dead = NodeHandle {
+            id: Id(1),
+            addr: "127.0.0.1:9".parse().unwrap(),
+        };
+        for _ in 0..3 {
+            a.route_with_hint(None, &b"d"[..], Some(dead)).unwrap();
+        }
+        assert_eq!(a.in_flight(), 3);
+        assert_eq!(
+            a.route_with_hint(None, &b"d"[..], Some(dead)),
+            Err(RouteError::Overloaded)
+        );
+        // Their failures are reported: the budget is free again.
+        assert!(
+            eventually(|| a.in_flight() == 0),
+            "in flight: {}",
+            a.in_flight()
+        );
+        // A message to the node itself finishes at its local delivery.
+        a.route(a.id(), &b"self"[..]).unwrap();
+        assert!(eventually(|| a.in_flight() == 0));
+        // Abort: gone at once, no goodbye.
+        a.abort(std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(a.phase(), crate::node::Phase::Stopped);
+        assert_eq!(a.route(a.id(), &b"late"[..]), Err(RouteError::Stopped));
+        assert_eq!(
+            a.abort(std::time::Duration::from_secs(5)),
+            Err(CallError::Stopped)
+        );
     }
 }

@@ -49,8 +49,8 @@ pub(super) enum Command {
     Call(usize, Call),
     /// Leave gracefully, flush, remove; then signal.
     Leave(usize, Option<Sender<()>>),
-    /// Remove silently (a crash, for tests of failure handling).
-    Crash(usize),
+    /// Remove silently, as a crash would (no goodbye); then signal.
+    Crash(usize, Option<Sender<()>>),
     /// Every node leaves; the loop ends.
     Shutdown,
 }
@@ -72,6 +72,10 @@ pub(super) struct Shared {
     next_token: AtomicUsize,
     pub(super) loop_thread: OnceLock<ThreadId>,
     stopped: AtomicBool,
+    /// The loop is blocked (or about to block) in `poll`: a push must wake it. While it runs,
+    /// pushes need no wake (it takes the queue at the end of every round), which saves a
+    /// `write` and a wakeup per `route` under load.
+    parked: AtomicBool,
 }
 
 impl core::fmt::Debug for Shared {
@@ -91,6 +95,7 @@ impl Shared {
             next_token: AtomicUsize::new(1),
             loop_thread: OnceLock::new(),
             stopped: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
         }
     }
 
@@ -104,14 +109,20 @@ impl Shared {
         self.loop_thread.get() == Some(&std::thread::current().id())
     }
 
-    /// Queues `cmd` and wakes the loop (only when the queue was empty: one wake per batch; the
-    /// loop also drains the queue after every round, so pushes from upcalls need no wake).
-    /// Refused (and dropped) when the runtime has stopped or the queue is full.
+    /// Queues `cmd` and wakes the loop if it is parked in `poll` (see [`Shared::park`]; a
+    /// running loop takes the queue at the end of its round, so pushes from upcalls and
+    /// pushes during a busy round need no wake). Refused (and dropped) when the runtime has
+    /// stopped or the queue is full.
     pub(super) fn push(&self, cmd: Command) -> Result<(), Refused> {
         let mut q = self.queue.lock();
         let refused = if self.stopped.load(Ordering::Acquire) {
             Some(Refused::Stopped)
-        } else if q.len() >= QUEUE_CAP && !matches!(cmd, Command::Shutdown | Command::Leave(..)) {
+        } else if q.len() >= QUEUE_CAP
+            && !matches!(
+                cmd,
+                Command::Shutdown | Command::Leave(..) | Command::Crash(..)
+            )
+        {
             Some(Refused::Full)
         } else {
             None
@@ -122,14 +133,31 @@ impl Shared {
             return Err(r);
         }
         q.push(cmd);
-        let was_empty = q.len() == 1;
         drop(q);
-        if was_empty && !self.on_loop_thread() {
+        // SeqCst with `park`'s store and check (both ordered by the queue's mutex): either the
+        // loop saw this command before blocking, or this sees `parked` and wakes it.
+        if self.parked.swap(false, Ordering::SeqCst) {
             // A failed wake means the poll instance is gone: the loop has ended, and its exit
             // guard drops what is queued.
             let _ = self.waker.wake();
         }
         Ok(())
+    }
+
+    /// The loop is about to block in `poll`: returns `false` (and stays unparked) when a
+    /// command is already queued, so the loop polls without blocking instead.
+    pub(super) fn park(&self) -> bool {
+        self.parked.store(true, Ordering::SeqCst);
+        if self.queue.lock().is_empty() {
+            return true;
+        }
+        self.parked.store(false, Ordering::SeqCst);
+        false
+    }
+
+    /// The loop is running again (its `poll` returned).
+    pub(super) fn unpark(&self) {
+        self.parked.store(false, Ordering::SeqCst);
     }
 
     /// Takes every queued command (the loop's side).
@@ -186,6 +214,10 @@ pub(super) struct NodeStatus {
     pub(super) send_drops: AtomicU64,
     pub(super) recv_errors: AtomicU64,
     pub(super) routes_refused: AtomicU64,
+    /// Messages routed through the handles and not finished yet (see `NodeConfig::max_in_flight`).
+    pub(super) in_flight: AtomicUsize,
+    /// The budget of `in_flight`.
+    pub(super) max_in_flight: usize,
 }
 
 fn phase_code(p: Phase) -> u8 {
@@ -198,7 +230,7 @@ fn phase_code(p: Phase) -> u8 {
 }
 
 impl NodeStatus {
-    pub(super) fn new(token: usize, node: &Node) -> NodeStatus {
+    pub(super) fn new(token: usize, node: &Node, max_in_flight: usize) -> NodeStatus {
         NodeStatus {
             token,
             me: node.handle(),
@@ -212,7 +244,25 @@ impl NodeStatus {
             send_drops: AtomicU64::new(0),
             recv_errors: AtomicU64::new(0),
             routes_refused: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight,
         }
+    }
+
+    /// Takes one unit of the in-flight budget; `false` (nothing taken) when it is spent.
+    pub(super) fn take_in_flight(&self) -> bool {
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_in_flight).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back one unit of the in-flight budget (a message finished or was refused).
+    pub(super) fn release_in_flight(&self) {
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
     pub(super) fn phase(&self) -> Phase {
@@ -286,15 +336,19 @@ mod tests {
     fn queue_is_bounded_swapped_whole_and_closed_for_good() {
         let (_poll, s) = shared();
         for _ in 0..QUEUE_CAP {
-            assert!(s.push(Command::Crash(1)).is_ok());
+            assert!(s.push(Command::Start(1, Vec::new())).is_ok());
         }
-        assert_eq!(s.push(Command::Crash(1)).err(), Some(Refused::Full));
-        // Leaving and shutting down are never refused for space.
+        assert_eq!(
+            s.push(Command::Start(1, Vec::new())).err(),
+            Some(Refused::Full)
+        );
+        // Leaving, crashing and shutting down are never refused for space.
+        assert!(s.push(Command::Crash(1, None)).is_ok());
         assert!(s.push(Command::Shutdown).is_ok());
         let mut got = Vec::new();
         s.take(&mut got);
-        assert_eq!(got.len(), QUEUE_CAP + 1);
-        assert!(s.push(Command::Crash(1)).is_ok());
+        assert_eq!(got.len(), QUEUE_CAP + 2);
+        assert!(s.push(Command::Crash(1, None)).is_ok());
         s.close();
         assert!(s.is_stopped());
         assert_eq!(s.push(Command::Shutdown).err(), Some(Refused::Stopped));

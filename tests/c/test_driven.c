@@ -309,7 +309,8 @@ static void test_leave(void) {
     pump(); /* the goodbyes reach the others */
     CHECK(count_events(0, PASTRY_EVENT_NEIGHBOR_LEFT) == 1);
     CHECK(count_events(1, PASTRY_EVENT_NEIGHBOR_LEFT) == 1);
-    CHECK_RC(pastry_route(nodes[2], &ids[0], NULL, 0, NULL), PASTRY_ERR_NOT_ACTIVE);
+    CHECK_RC(pastry_route(nodes[2], &ids[0], NULL, 0, NULL), PASTRY_ERR_STOPPED);
+    CHECK_RC(pastry_node_shutdown(nodes[2], 0), PASTRY_ERR_STOPPED);
     alive[2] = 0;
     CHECK(ctxs[2].drops == 0);
     CHECK_OK(pastry_node_free(nodes[2]));

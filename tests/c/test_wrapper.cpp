@@ -124,6 +124,13 @@ void test_runtime_nodes() {
     nodes[3].shutdown(std::chrono::seconds(10));
     CHECK(nodes[3].callbacks_dropped());
     expect_error(PASTRY_ERR_STOPPED, [&] { nodes[3].route(key, "late"); });
+
+    // Abort: no goodbye, the upcalls are released at once, later calls report STOPPED.
+    nodes[2].abort(std::chrono::seconds(10));
+    CHECK(nodes[2].callbacks_dropped());
+    expect_error(PASTRY_ERR_STOPPED, [&] { nodes[2].route(key, "late"); });
+    expect_error(PASTRY_ERR_STOPPED, [&] { nodes[2].abort(std::chrono::seconds(1)); });
+    CHECK(pastry::Id::hash("abc").hex() == "ba7816bf8f01cfea414140de5dae2223");
 }
 
 void test_driven_nodes() {

@@ -23,6 +23,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 LIBRARY_NAMES = {
     "linux": "libpastry.so",
@@ -30,19 +31,28 @@ LIBRARY_NAMES = {
     "win32": "pastry.dll",
 }
 
+#: The directory of this package: an installed wheel bundles the library here.
+PACKAGE_DIR = Path(__file__).resolve().parent
+
 
 class LibraryNotFound(OSError):
     """The shared library could not be found (see :func:`find_library`)."""
 
 
-def _library_name():
+def _library_name() -> str:
     for prefix, name in LIBRARY_NAMES.items():
         if sys.platform.startswith(prefix):
             return name
     return "libpastry.so"
 
 
-def _candidates():
+def _bundled() -> List[Path]:
+    """The library shipped inside the installed package (built by ``pip install``)."""
+    found = sorted(PACKAGE_DIR.glob("_libpastry*"))
+    return [p for p in found if p.suffix in (".so", ".dylib", ".pyd", ".dll")]
+
+
+def _candidates() -> Iterator[Path]:
     """Where the library is looked for, in order."""
     name = _library_name()
     env = os.environ.get("PASTRY_LIB")
@@ -50,32 +60,35 @@ def _candidates():
         p = Path(env)
         yield p / name if p.is_dir() else p
         return
+    yield from _bundled()
     dirs = []
     target = os.environ.get("CARGO_TARGET_DIR")
     if target:
         dirs.append(Path(target))
     # A checkout: the package lives in <repo>/bindings/python/pastry; also the working directory.
-    here = Path(__file__).resolve().parents
-    for base in ([here[3]] if len(here) > 3 else []) + [Path.cwd()]:
+    here = PACKAGE_DIR.parents
+    for base in ([here[2]] if len(here) > 2 else []) + [Path.cwd()]:
         dirs.append(base / "target")
     for d in dirs:
         for profile in ("release", "debug"):
             yield d / profile / name
 
 
-def find_library():
-    """The path of libpastry: ``$PASTRY_LIB`` (the file, or a directory holding it), else
-    ``release/`` then ``debug/`` under ``$CARGO_TARGET_DIR``, the checkout's ``target/``, and
-    ``./target/``."""
+def find_library() -> str:
+    """The path of libpastry: ``$PASTRY_LIB`` (the file, or a directory holding it) when set;
+    else the copy bundled in the installed package (``pastry/_libpastry*``); else, for a
+    checkout, ``release/`` then ``debug/`` under ``$CARGO_TARGET_DIR``, the checkout's
+    ``target/``, and ``./target/``."""
     tried = []
     for path in _candidates():
         tried.append(str(path))
         if path.is_file():
             return str(path)
     raise LibraryNotFound(
-        "cannot find the pastry shared library (%s). Build it with `cargo build --release` in "
-        "the pastry checkout, or point PASTRY_LIB at it. Looked in:\n  %s"
-        % (_library_name(), "\n  ".join(tried))
+        "cannot find the pastry shared library (%s). Install the package with "
+        "`pip install ./bindings/python` (it builds and bundles the library), build it with "
+        "`cargo build --release` in the pastry checkout, or point PASTRY_LIB at it. "
+        "Looked in:\n  %s" % (_library_name(), "\n  ".join(tried or ["(nowhere)"]))
     )
 
 
@@ -95,10 +108,14 @@ class pastry_node(Structure):
 
 
 class pastry_id(Structure):
+    """A 128-bit id (16 big-endian bytes)."""
+
     _fields_ = [("bytes", c_uint8 * 16)]
 
 
 class pastry_addr(Structure):
+    """A socket address (family 4 or 6, port, scope, IP bytes)."""
+
     _fields_ = [
         ("family", c_uint16),
         ("port", c_uint16),
@@ -108,10 +125,14 @@ class pastry_addr(Structure):
 
 
 class pastry_peer(Structure):
+    """A node: its id and address."""
+
     _fields_ = [("id", pastry_id), ("addr", pastry_addr)]
 
 
 class pastry_forward(Structure):
+    """The message passed to ``forward`` (valid during the call)."""
+
     _fields_ = [
         ("key", pastry_id),
         ("source", pastry_peer),
@@ -126,6 +147,8 @@ class pastry_forward(Structure):
 
 
 class pastry_delivery(Structure):
+    """The message passed to ``deliver`` (valid during the call)."""
+
     _fields_ = [
         ("key", pastry_id),
         ("source", pastry_peer),
@@ -147,6 +170,8 @@ LOG_FN = CFUNCTYPE(None, c_void_p, c_uint32, c_char_p)
 
 
 class pastry_callbacks(Structure):
+    """The upcalls of a node."""
+
     _fields_ = [
         ("userdata", c_void_p),
         ("deliver", DELIVER_FN),
@@ -158,6 +183,8 @@ class pastry_callbacks(Structure):
 
 
 class pastry_event(Structure):
+    """An event of a caller-driven node."""
+
     _fields_ = [
         ("kind", c_uint32),
         ("reason", c_uint32),
@@ -170,6 +197,8 @@ class pastry_event(Structure):
 
 
 class pastry_logger(Structure):
+    """The log sink."""
+
     _fields_ = [
         ("userdata", c_void_p),
         ("log", LOG_FN),
@@ -178,7 +207,7 @@ class pastry_logger(Structure):
     ]
 
 
-STATS_FIELDS = [
+STATS_FIELDS: List[str] = [
     "datagrams_in",
     "datagrams_out",
     "bytes_out",
@@ -202,10 +231,12 @@ STATS_FIELDS = [
 
 
 class pastry_stats(Structure):
+    """A node's counters."""
+
     _fields_ = [(name, c_uint64) for name in STATS_FIELDS]
 
 
-STRUCTS = {
+STRUCTS: Dict[str, Any] = {
     "pastry_id": pastry_id,
     "pastry_addr": pastry_addr,
     "pastry_peer": pastry_peer,
@@ -219,7 +250,7 @@ STRUCTS = {
 
 # ---- constants (pastry.h) ----
 
-CONSTANTS = {
+CONSTANTS: Dict[str, int] = {
     "PASTRY_FORWARD_CONTINUE": 0,
     "PASTRY_FORWARD_DROP": 1,
     "PASTRY_UNDELIVERABLE_HOP_LIMIT": 1,
@@ -228,6 +259,12 @@ CONSTANTS = {
     "PASTRY_UNDELIVERABLE_LOST": 4,
     "PASTRY_UNDELIVERABLE_DROPPED": 5,
     "PASTRY_MAX_PAYLOAD_LIMIT": 65379,
+    "PASTRY_DEFAULT_MAX_PAYLOAD": 16384,
+    "PASTRY_DEFAULT_MAX_IN_FLIGHT": 1024,
+    "PASTRY_MAX_IN_FLIGHT_LIMIT": 65536,
+    "PASTRY_MAX_TIMER_MS": 86400000,
+    "PASTRY_MAX_JOIN_ATTEMPTS": 1024,
+    "PASTRY_MAX_RETRANSMITS": 16,
     "PASTRY_MAX_DATAGRAM": 65536,
     "PASTRY_ID_HEX_BUF": 33,
     "PASTRY_ADDR_STR_BUF": 64,
@@ -289,7 +326,7 @@ P_U8 = POINTER(c_uint8)
 P_SIZE = POINTER(c_size_t)
 P_CONFIG = POINTER(pastry_config)
 
-PROTOTYPES = {
+PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "pastry_version": (c_char_p, []),
     "pastry_abi_version": (c_uint32, []),
     "pastry_result_str": (c_char_p, [c_uint32]),
@@ -342,10 +379,17 @@ PROTOTYPES = {
     "pastry_node_poll_transmit": (R, [P_NODE, P_U8, c_size_t, P_SIZE, P_ADDR]),
     "pastry_node_poll_timeout": (R, [P_NODE, POINTER(c_uint64)]),
     "pastry_node_poll_event": (R, [P_NODE, POINTER(pastry_event), P_U8, c_size_t]),
+    "pastry_id_hash": (R, [P_U8, c_size_t, P_ID]),
+    "pastry_config_set_max_in_flight": (R, [P_CONFIG, c_size_t]),
+    "pastry_node_abort": (R, [P_NODE, c_uint32]),
+    "pastry_node_start_at": (R, [P_NODE, c_uint64]),
+    "pastry_node_start_join_at": (R, [P_NODE, P_ADDR, c_size_t, c_uint64]),
+    "pastry_route_at": (R, [P_NODE, P_ID, P_U8, c_size_t, P_PEER, c_uint64, POINTER(c_uint64)]),
+    "pastry_node_shutdown_at": (R, [P_NODE, c_uint64]),
 }
 
 
-def load(path=None):
+def load(path: Optional[str] = None) -> ctypes.CDLL:
     """Loads the library (``path`` or :func:`find_library`) and declares every prototype.
 
     The calls release the GIL while they run (ctypes.CDLL), so other Python threads, and the

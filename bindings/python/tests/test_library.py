@@ -27,14 +27,27 @@ class FindLibrary(unittest.TestCase):
             lib.write_bytes(b"")
             env = {k: v for k, v in os.environ.items() if k != "PASTRY_LIB"}
             env["CARGO_TARGET_DIR"] = d
-            with mock.patch.dict(os.environ, env, clear=True):
+            with mock.patch.dict(os.environ, env, clear=True), mock.patch.object(
+                N, "_bundled", lambda: []
+            ):
                 self.assertEqual(N.find_library(), str(lib))
+
+    def test_the_bundled_library_comes_before_a_checkout(self):
+        with tempfile.TemporaryDirectory() as d:
+            bundled = Path(d) / "_libpastry.cpython-3-x86_64-linux-gnu.so"
+            bundled.write_bytes(b"")
+            env = {k: v for k, v in os.environ.items() if k != "PASTRY_LIB"}
+            with mock.patch.dict(os.environ, env, clear=True), mock.patch.object(
+                N, "PACKAGE_DIR", Path(d)
+            ):
+                self.assertEqual(N.find_library(), str(bundled))
 
     def test_a_missing_library_is_a_clear_error(self):
         with mock.patch.dict(os.environ, {"PASTRY_LIB": "/nonexistent/libpastry.so"}):
             with self.assertRaises(N.LibraryNotFound) as e:
                 N.find_library()
         text = str(e.exception)
+        self.assertIn("pip install", text)
         self.assertIn("cargo build", text)
         self.assertIn("PASTRY_LIB", text)
         self.assertIn("/nonexistent/libpastry.so", text)

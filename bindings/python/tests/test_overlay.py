@@ -284,9 +284,9 @@ class Errors(unittest.TestCase):
                 self.assertEqual(e.exception.code, Result.ERR_WRONG_MODE)
                 b.close()
                 a.close()
-                with self.assertRaises(PastryError) as e:
+                with self.assertRaises(pastry.NodeClosedError) as e:
                     a.route(Id(1), b"x")
-                self.assertEqual(e.exception.code, Result.ERR_NULL_ARGUMENT)
+                self.assertIsInstance(e.exception, ValueError)  # like I/O on a closed file
         finally:
             pastry.set_logger(None)
         self.assertTrue(any("created" in m for _, m in logs))
