@@ -2,7 +2,7 @@
 //! crashes. Deterministic (seeded simulator); every case was first seen on real sockets.
 
 use pastry::node::Event;
-use pastry::sim::{Faults, NodeIdx, Sim, SimConfig, Tapped, Topology};
+use pastry::sim::{ChurnSpec, Faults, NodeIdx, Scenario, Sim, SimConfig, Tapped, Topology};
 use pastry::wire::decode;
 use pastry::{Duration, Instant};
 
@@ -172,4 +172,49 @@ fn graceful_leaves_a_millisecond_apart_leave_no_trace() {
             "seed {seed}: leaf sets not repaired"
         );
     }
+}
+
+#[test]
+fn churn_at_84_s_sessions_keeps_every_delivery_at_the_root() {
+    // 500 nodes, exponential sessions of mean 84 s (median 58 s), all crashes, 300 s of lookups.
+    let mut sc = Scenario::new(
+        500,
+        3000,
+        SimConfig {
+            seed: 5,
+            ..SimConfig::default()
+        },
+    );
+    sc.churn = Some(ChurnSpec {
+        mean_session: Duration::from_secs(84),
+        graceful: 0.0,
+    });
+    sc.phase = Some(Duration::from_secs(300));
+    let out = sc.run(&mut |_| {});
+    let (r, s) = (&out.report, &out.summary);
+    println!(
+        "churn 84 s: {} of {} lookups whose source outlived them delivered, {} wrong root, p50 {} ms, p99 {} ms, {} joins ({} failed), converged after {:.1} s, {} stale leaf entries",
+        s.live_source_delivered,
+        s.live_source_lookups,
+        r.incorrect,
+        r.latency_us.quantile(0.5) / 1000,
+        r.latency_us.quantile(0.99) / 1000,
+        r.joined,
+        r.join_failed,
+        s.converge_s,
+        s.stale_leaf_entries
+    );
+    assert!(r.crashed > 500, "churn too weak: {} crashes", r.crashed);
+    assert_eq!(r.incorrect, 0, "deliveries at a node that was not the root");
+    assert!(
+        s.live_source_delivered * 1000 >= s.live_source_lookups * 999,
+        "{} of {} delivered",
+        s.live_source_delivered,
+        s.live_source_lookups
+    );
+    assert!(
+        s.converge_s.is_finite(),
+        "leaf sets never converged after churn"
+    );
+    assert_eq!(s.stale_leaf_entries, 0, "departed nodes left in leaf sets");
 }

@@ -9,6 +9,7 @@ pub(crate) mod output;
 pub(crate) mod ring;
 pub(crate) mod sim;
 pub(crate) mod state;
+pub(crate) mod sweep;
 pub(crate) mod text;
 
 use std::process::ExitCode;
@@ -38,6 +39,9 @@ enum Command {
     Node(node::NodeArgs),
     /// A discrete-event simulation of a large overlay (virtual clock, no sockets).
     Sim(sim::SimArgs),
+    /// The churn sweep: simulations at several median session times, crash-only and half
+    /// graceful, as a table (or JSON lines) and an SVG plot.
+    Sweep(sweep::SweepArgs),
 }
 
 /// A failure of a subcommand after its arguments were accepted (exit code 1).
@@ -51,6 +55,7 @@ pub(crate) fn run() -> ExitCode {
         Some(Command::Ring(a)) => ring::main(&a),
         Some(Command::Node(a)) => node::main(&a),
         Some(Command::Sim(a)) => sim::main(&a),
+        Some(Command::Sweep(a)) => sweep::main(&a),
         None => ring::main(&cli.ring),
     };
     logger::flush();

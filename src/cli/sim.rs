@@ -7,7 +7,7 @@ use std::time::{Duration as StdDuration, Instant as WallClock};
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, ValueEnum};
 use pastry::node::Config;
-use pastry::sim::{Faults, NodeIdx, Sim, SimConfig, Summary, Topology};
+use pastry::sim::{ChurnSpec, Faults, Outcome, Scenario, SimConfig, Topology};
 use pastry::{DigitBits, Duration};
 
 use super::{args, Failure};
@@ -114,99 +114,26 @@ pub(crate) fn main(a: &SimArgs) -> Result<(), Failure> {
         },
         node,
     };
+    let mut scenario = Scenario::new(nodes, lookups, cfg);
+    scenario.join_rate = join_rate;
+    scenario.fail = fail;
+    scenario.churn = churn_session.map(|s| ChurnSpec {
+        mean_session: Duration((s * 1e6) as u64),
+        graceful: a.graceful,
+    });
     // The CLI measures real elapsed time for its report; the simulation itself never reads it.
     #[allow(clippy::disallowed_methods)]
     let wall = WallClock::now();
-    let mut sim = Sim::new(cfg);
-    let progress = |msg: &str| {
+    let mut progress = |msg: &str| {
         if !quiet {
             eprintln!("[{:7.1}s] {msg}", wall.elapsed().as_secs_f64());
         }
     };
-
-    // 1. Join every node through the protocol.
-    let gap = Duration((1e6 / join_rate) as u64);
-    let step = (nodes / 10).max(1);
-    for k in 0..nodes {
-        let i = sim.add_node(None);
-        let boot = sim.nearby_active(i);
-        sim.start(i, boot);
-        sim.run_for(gap);
-        if (k + 1) % step == 0 {
-            progress(&format!(
-                "{} nodes started, {} active, {} node inputs",
-                k + 1,
-                sim.oracle().len(),
-                sim.report.events
-            ));
-        }
-    }
-    sim.run_for(Duration::from_secs(10));
-    progress(&format!("joined: {} active of {nodes}", sim.oracle().len()));
-
-    // 2. Optional mass failure, then time to repair.
-    if fail > 0.0 {
-        let live: Vec<NodeIdx> = sim.live().collect();
-        let k = (live.len() as f64 * fail).round() as usize;
-        let mut rng = pastry::Rng::new(seed ^ 0xfa11);
-        let mut victims = live;
-        for i in 0..k {
-            let j = i + rng.below((victims.len() - i) as u64) as usize;
-            victims.swap(i, j);
-        }
-        for &v in &victims[..k] {
-            sim.crash(v);
-        }
-        progress(&format!(
-            "crashed {k} nodes; repairing for 60 s of virtual time"
-        ));
-        sim.run_for(Duration::from_secs(60));
-    }
-
-    // 3. Lookups, under churn if asked. Maintenance is measured over this phase.
-    sim.reset_lookups();
-    sim.mark_traffic();
-    let phase = match churn_session {
-        Some(_) => Duration::from_secs(600),
-        // At least a minute, so the maintenance rate covers several probe periods.
-        None => Duration((lookups * 100).max(60_000_000)),
-    };
-    let lookup_gap = Duration((phase.as_micros() / lookups.max(1)).max(1));
-    if let Some(s) = churn_session {
-        let until = sim.now() + phase;
-        sim.start_churn(Duration((s * 1e6) as u64), a.graceful, until);
-        progress(&format!(
-            "churn: mean session {s} s for {:?} of virtual time",
-            phase
-        ));
-    }
-    sim.schedule_lookups(lookups, lookup_gap, 32);
-    let chunks = 10u64;
-    for c in 0..chunks {
-        sim.run_for(Duration(phase.as_micros() / chunks + 1));
-        progress(&format!(
-            "lookups {}%: {} delivered",
-            (c + 1) * 100 / chunks,
-            sim.report.delivered
-        ));
-    }
-    // Retransmissions may still be under way: wait for the stragglers (at most 120 s).
-    sim.drain_lookups(Duration::from_secs(120));
-
-    // 4. Report.
-    sim.collect_traffic();
-    let (rt_fill, rt_entries_mean) = sim.routing_table_fill();
-    let summary = Summary {
-        nodes: nodes as u64,
-        lost: sim.lost_lookups(),
-        rt_fill,
-        rt_entries_mean,
-        wrong_leaf_sets: sim.wrong_leaf_sets().len() as u64,
-        wall_s: wall.elapsed().as_secs_f64(),
-        virtual_s: sim.now().as_micros() as f64 / 1e6,
-        latency_modelled: true,
-    };
-    let mut report = sim.report.clone();
+    let Outcome {
+        mut report,
+        mut summary,
+    } = scenario.run(&mut progress);
+    summary.wall_s = wall.elapsed().as_secs_f64();
     let rss = peak_rss_bytes();
     if rss > 0 {
         // Prefer the process's measured peak over the estimate of table sizes.

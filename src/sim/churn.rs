@@ -4,9 +4,10 @@ use super::{Churn, Ev, Sim};
 use crate::time::{Duration, Instant};
 
 impl Sim {
-    /// Starts churn until `until`: departures at rate `live / mean_session` (a fraction
-    /// `graceful` of them leave gracefully, the rest crash) and arrivals at the rate that keeps
-    /// the overlay near its current size.
+    /// Starts churn until `until`: departures at about `live / mean_session` (a fraction
+    /// `graceful` of them leave gracefully, the rest crash) and arrivals at the same rate, each
+    /// event a departure with probability `live / (live + target)`, so the live population
+    /// stays at its current size (the target) in expectation.
     pub fn start_churn(&mut self, mean_session: Duration, graceful: f64, until: Instant) {
         self.churn = Some(Churn {
             mean_session,
@@ -37,7 +38,11 @@ impl Sim {
             return;
         };
         let live = self.live_count;
-        let depart = self.rng.chance(0.5) && live > 2;
+        // Departures and arrivals are equally likely at the target size; below it arrivals win,
+        // above it departures, so the population stays at the target in expectation (failed
+        // joins would otherwise let it drift down).
+        let p_depart = live as f64 / (live + c.target) as f64;
+        let depart = self.rng.chance(p_depart) && live > 2;
         if depart || live > c.target * 2 {
             // Any live node may end its session, joining or not.
             if let Some(v) = self.random_live() {

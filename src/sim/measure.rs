@@ -25,6 +25,25 @@ impl Sim {
         bad
     }
 
+    /// Leaf-set entries, over all live active nodes, that name a node no longer alive (one
+    /// that crashed or left): after a detection period there should be none.
+    pub fn stale_leaf_entries(&self) -> u64 {
+        let live: crate::util::FxHashSet<Id> = self
+            .live()
+            .filter_map(|i| self.node(i).map(Node::id))
+            .collect();
+        self.live()
+            .filter_map(|i| self.node(i))
+            .filter(|n| n.is_active())
+            .map(|n| {
+                n.leaf_set()
+                    .members()
+                    .filter(|h| !live.contains(&h.id))
+                    .count() as u64
+            })
+            .sum()
+    }
+
     /// Filled routing-table cells over the cells a perfect table would fill, over all live
     /// active nodes; and the mean number of filled cells.
     pub fn routing_table_fill(&self) -> (f64, f64) {

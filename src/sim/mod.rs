@@ -12,6 +12,7 @@ mod cluster;
 mod measure;
 mod oracle;
 mod report;
+mod scenario;
 mod topology;
 
 use core::net::{Ipv4Addr, SocketAddr};
@@ -23,6 +24,7 @@ use bytes::Bytes;
 pub use cluster::{cluster_addr, Cluster, Datagram};
 pub use oracle::Oracle;
 pub use report::{Histogram, Report, Summary};
+pub use scenario::{ChurnSpec, Outcome, Scenario};
 pub use topology::{Point, Topology};
 
 use crate::id::Id;
@@ -118,6 +120,8 @@ struct Slot {
     started: Instant,
     /// Maintenance (messages, bytes) at the last [`Sim::mark_traffic`].
     maint_mark: (u64, u64),
+    /// When the node crashed or left.
+    gone_at: Option<Instant>,
 }
 
 /// What is known about one lookup.
@@ -127,6 +131,8 @@ struct LookupRec {
     src: NodeIdx,
     sent: Instant,
     deliveries: u32,
+    /// Reported undeliverable to its source.
+    reported: bool,
 }
 
 /// The simulator.
@@ -329,6 +335,7 @@ impl Sim {
             in_oracle: false,
             started: self.now,
             maint_mark: (0, 0),
+            gone_at: None,
         });
         idx
     }
@@ -447,6 +454,7 @@ impl Sim {
         let Some(n) = s.node.take() else {
             return false;
         };
+        s.gone_at = Some(now);
         self.live_count -= 1;
         if s.in_oracle {
             self.oracle.remove(n.id());
@@ -606,8 +614,11 @@ impl Sim {
                 let _ = rec.key;
             }
             Event::Undeliverable { msg_id, .. } => {
-                if self.lookups.remove(&msg_id).is_some() {
-                    self.report.undeliverable += 1;
+                if let Some(r) = self.lookups.get_mut(&msg_id) {
+                    if !r.reported && r.deliveries == 0 {
+                        r.reported = true;
+                        self.report.undeliverable += 1;
+                    }
                 }
             }
             Event::NeighborJoined(_) | Event::NeighborLeft(_) => {}
@@ -708,6 +719,7 @@ impl Sim {
                 src,
                 sent: now,
                 deliveries: 0,
+                reported: false,
             },
         );
         self.pump(src);
@@ -743,7 +755,31 @@ impl Sim {
 
     /// Lookups sent and never delivered nor reported (call after the network drained).
     pub fn lost_lookups(&self) -> u64 {
-        self.lookups.values().filter(|r| r.deliveries == 0).count() as u64
+        self.lookups
+            .values()
+            .filter(|r| r.deliveries == 0 && !r.reported)
+            .count() as u64
+    }
+
+    /// Lookups whose source stayed alive while the lookup was its concern: delivered ones,
+    /// and undelivered ones whose source lived through every end-to-end retry (a lookup whose
+    /// source crashed may die with it, and nobody is left to retry it). How many, and how many
+    /// of those were delivered; churn targets count these.
+    pub fn live_source_lookups(&self) -> (u64, u64) {
+        let c = &self.cfg.node;
+        let retries = (1u64 << c.delivery_attempts.min(16)) - 1;
+        let budget = c.delivery_timeout.saturating_mul(retries);
+        let (mut issued, mut delivered) = (0, 0);
+        for r in self.lookups.values() {
+            let gone = self.slots[r.src.0 as usize].gone_at;
+            if r.deliveries > 0 {
+                issued += 1;
+                delivered += 1;
+            } else if gone.is_none_or(|g| g >= r.sent + budget) {
+                issued += 1;
+            }
+        }
+        (issued, delivered)
     }
 
     /// Forgets lookup records (so a new phase counts afresh) and resets delivery counters.

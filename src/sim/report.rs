@@ -147,6 +147,15 @@ pub struct Summary {
     pub rt_entries_mean: f64,
     /// Leaf sets that differ from the oracle's.
     pub wrong_leaf_sets: u64,
+    /// Lookups whose source was still alive at the end.
+    pub live_source_lookups: u64,
+    /// Of those, how many were delivered.
+    pub live_source_delivered: u64,
+    /// Leaf-set entries naming nodes that crashed or left, at the end (after the drain).
+    pub stale_leaf_entries: u64,
+    /// Seconds from the end of churn (or failures) until every leaf set equalled the oracle's;
+    /// NaN when that did not happen within the limit, or was not measured.
+    pub converge_s: f64,
     /// Wall-clock seconds.
     pub wall_s: f64,
     /// Virtual seconds simulated.
@@ -222,6 +231,26 @@ impl Report {
             self.join_time_us.quantile(0.5) as f64 / 1e3,
             self.join_time_us.quantile(0.99) as f64 / 1e3,
             self.join_time_us.max() as f64 / 1e3
+        );
+        if s.live_source_lookups > 0 {
+            let _ = writeln!(
+                o,
+                "  live sources {} lookups whose source outlived them (or every retry), {} delivered ({:.3}%)",
+                s.live_source_lookups,
+                s.live_source_delivered,
+                pct(s.live_source_delivered, s.live_source_lookups)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "  invariants   {} wrong-root deliveries; {} stale leaf-set entries at the end; leaf sets converged {}",
+            self.incorrect,
+            s.stale_leaf_entries,
+            if s.converge_s.is_finite() {
+                format!("{:.1} s after the last change", s.converge_s)
+            } else {
+                "(not measured, or not within the limit)".to_string()
+            }
         );
         let _ = writeln!(o, "  tables       routing table {:.1}% of a perfect table, {:.1} entries mean; {} leaf sets differ from the oracle", s.rt_fill * 100.0, s.rt_entries_mean, s.wrong_leaf_sets);
         let per = |x: u64| {
@@ -310,6 +339,12 @@ impl Report {
             rt_entries_mean: round(s.rt_entries_mean, 2),
             rt_fill: round(s.rt_fill, 4),
             wrong_leaf_sets: s.wrong_leaf_sets,
+            live_source_lookups: s.live_source_lookups,
+            live_source_delivered: s.live_source_delivered,
+            stale_leaf_entries: s.stale_leaf_entries,
+            converge_s: round(s.converge_s, 2),
+            join_time_p50_us: self.join_time_us.quantile(0.5),
+            join_time_p99_us: self.join_time_us.quantile(0.99),
             maintenance_msgs_per_node_per_s: round(per(self.maintenance_msgs), 4),
             maintenance_bytes_per_node_per_s: round(per(self.maintenance_bytes), 2),
             mem_bytes_per_node: self.node_bytes / self.live_nodes.max(1),
@@ -357,6 +392,12 @@ struct JsonReport {
     rt_entries_mean: f64,
     rt_fill: f64,
     wrong_leaf_sets: u64,
+    live_source_lookups: u64,
+    live_source_delivered: u64,
+    stale_leaf_entries: u64,
+    converge_s: f64,
+    join_time_p50_us: u64,
+    join_time_p99_us: u64,
     maintenance_msgs_per_node_per_s: f64,
     maintenance_bytes_per_node_per_s: f64,
     mem_bytes_per_node: u64,
