@@ -273,6 +273,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             "valid-delivery-ack",
             frame(&Message::DeliveryAck { msg_id: 7 }),
         ),
+        ("valid-failed-v6", frame(&Message::Failed { node: b })),
         ("valid-join-reply-max-rows", join_reply(MAX_ROWS as u8)),
         // One frame per way of being bad.
         ("invalid-empty", vec![]),
@@ -287,8 +288,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     bad("invalid-bad-magic", &|x| x[0] = b'X');
     bad("invalid-version-1", &|x| x[2] = 1);
     bad("invalid-bad-crc", &|x| x[30] ^= 1);
-    bad("invalid-unknown-type-14", &|x| {
-        x[3] = 14;
+    bad("invalid-unknown-type-15", &|x| {
+        x[3] = 15;
         *x = with_fixed_crc(x);
     });
     let list_too_long = (MAX_LIST as u16 + 1).to_be_bytes();
@@ -324,7 +325,7 @@ fn expected_error(name: &str) -> Option<DecodeError> {
         "invalid-bad-magic" => DecodeError::BadMagic,
         "invalid-version-1" => DecodeError::UnsupportedVersion(1),
         "invalid-bad-crc" => DecodeError::BadChecksum,
-        "invalid-unknown-type-14" => DecodeError::UnknownType(14),
+        "invalid-unknown-type-15" => DecodeError::UnknownType(15),
         "invalid-list-too-long" => DecodeError::ListTooLong,
         "invalid-too-many-rows" => DecodeError::TooManyRows,
         "invalid-address-family-5" => DecodeError::BadAddressFamily(5),

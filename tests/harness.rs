@@ -255,3 +255,85 @@ fn a_crashed_node_leaves_every_leaf_set_after_detection() {
         assert!(!c.node(i).leaf_set().contains(gone), "{i}");
     }
 }
+
+#[test]
+fn one_address_gets_one_id() {
+    // An attacker's socket claims 16 ids around node 0 and answers every challenge for all of
+    // them (an outside tester filled a leaf set this way). Only the first id proven at that
+    // address may enter.
+    let mut c = settled(3);
+    let own = ids(3)[0];
+    let claimed: Vec<Id> = (1..=16u128).map(|k| Id(own.0.wrapping_add(k))).collect();
+    for &id in &claimed {
+        let ping = Message::Ping {
+            nonce: 1,
+            sent_at: 0,
+            active: true,
+        };
+        c.inject(0, attacker(), &frame(id, &ping));
+    }
+    for _ in 0..4 {
+        // Answer every challenge node 0 sent to the attacker, for every claimed id.
+        let challenges: Vec<Message> = c.outside.drain(..).map(|d| decoded(&d)).collect();
+        for m in challenges {
+            if let Message::Ping { nonce, sent_at, .. } = m {
+                for &id in &claimed {
+                    c.inject(0, attacker(), &frame(id, &Message::Pong { nonce, sent_at }));
+                }
+            }
+        }
+        c.drive_for(Duration::from_millis(300));
+    }
+    let n = c.node(0);
+    let inside = claimed
+        .iter()
+        .filter(|id| n.leaf_set().contains(**id) || n.routing_table().find(**id).is_some())
+        .count();
+    assert!(inside <= 1, "{inside} ids at one address");
+    assert!(n.stats().addr_conflicts > 0);
+    n.check_tables();
+}
+
+#[test]
+fn one_list_makes_at_most_a_leaf_set_of_probes_and_no_list_goes_to_an_unproven_address() {
+    // A member we hold (node 1) sends a leaf-set request listing 256 made-up handles. An
+    // outside tester got 768 requests of 222 bytes out per 5.9 KB in.
+    let mut c = settled(3);
+    let own = ids(3)[0];
+    let fake: Vec<NodeHandle> = (1..=256u16)
+        .map(|k| {
+            NodeHandle::new(
+                Id(own.0 + u128::from(k)),
+                SocketAddr::from(([127, 0, 0, 77], 7000 + k)),
+            )
+        })
+        .collect();
+    let req = Message::LeafSetRequest {
+        nonce: 5,
+        leaf_set: fake,
+    };
+    let input = frame(ids(3)[1], &req);
+    c.inject(0, c.addr(1), &input);
+    c.drive_for(Duration::from_secs(5));
+    let out: Vec<_> = c
+        .outside
+        .iter()
+        .filter(|d| d.to.ip() != attacker().ip())
+        .collect();
+    let addrs: std::collections::BTreeSet<_> = out.iter().map(|d| d.to).collect();
+    assert!(addrs.len() <= 16, "{} addresses probed", addrs.len());
+    let bytes: usize = out.iter().map(|d| d.data.len()).sum();
+    for d in &out {
+        if let Message::LeafSetRequest { leaf_set, .. } = decoded(d) {
+            assert!(
+                leaf_set.is_empty(),
+                "our leaf set went to an unproven address"
+            );
+        }
+    }
+    assert!(
+        bytes <= 3 * 16 * 64,
+        "{bytes} bytes out for {} in",
+        input.len()
+    );
+}

@@ -218,3 +218,30 @@ fn churn_at_84_s_sessions_keeps_every_delivery_at_the_root() {
     );
     assert_eq!(s.stale_leaf_entries, 0, "departed nodes left in leaf sets");
 }
+
+#[test]
+#[ignore]
+fn diag() {
+    let (mut s, _) = concurrent_joins(10, 64, 0.05);
+    trace(&mut s, &["03416c", "f84bcf"]);
+    until_all_joined(&mut s, 64, Duration::from_secs(120));
+    s.run_for(Duration::from_secs(45));
+    for i in s.wrong_leaf_sets() {
+        let n = s.node(i).unwrap();
+        let (cw, ccw) = s.oracle().leaf_sides(n.id(), n.leaf_set().half());
+        let hex = |v: Vec<pastry::Id>| {
+            v.iter()
+                .map(|x| x.to_hex()[..6].to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "{i:?} {}\n cw  {}\n got {}\n ccw {}\n got {}",
+            n.id(),
+            hex(cw),
+            hex(n.leaf_set().cw_side().iter().map(|h| h.id).collect()),
+            hex(ccw),
+            hex(n.leaf_set().ccw_side().iter().map(|h| h.id).collect())
+        );
+    }
+}

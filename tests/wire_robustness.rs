@@ -126,7 +126,7 @@ fn random_row(rng: &mut Rng) -> RowEntries {
     }
 }
 
-/// A random valid message of type `ty` (1..=13).
+/// A random valid message of type `ty` (1..=14).
 fn random_message(rng: &mut Rng, ty: u8) -> Message {
     let u8_ = |rng: &mut Rng| rng.next_u64() as u8;
     match ty {
@@ -211,7 +211,10 @@ fn random_message(rng: &mut Rng, ty: u8) -> Message {
         13 => Message::DeliveryAck {
             msg_id: rng.next_u64(),
         },
-        _ => unreachable!("message types are 1..=13"),
+        14 => Message::Failed {
+            node: random_handle(rng),
+        },
+        _ => unreachable!("message types are 1..=14"),
     }
 }
 
@@ -247,8 +250,12 @@ fn count_fields(msg: &Message) -> CountFields {
             list(&mut pos, leaf_set, &mut out);
             list(&mut pos, neighbors, &mut out);
         }
+        Message::LeafSetRequest { leaf_set, .. } => {
+            pos += 8;
+            list(&mut pos, leaf_set, &mut out);
+        }
         Message::LeafSetReply { leaf_set, .. } => {
-            pos += 9;
+            pos += 10;
             list(&mut pos, leaf_set, &mut out);
         }
         Message::RowReply { row } => {
@@ -265,7 +272,7 @@ fn count_fields(msg: &Message) -> CountFields {
 /// Valid frames of every type, each with its count fields.
 fn frame_pool(rng: &mut Rng, per_type: usize) -> Vec<(Vec<u8>, CountFields)> {
     let mut pool = Vec::new();
-    for ty in 1..=13 {
+    for ty in 1..=14 {
         for _ in 0..per_type {
             let msg = random_message(rng, ty);
             let mut frame = Vec::new();
@@ -400,7 +407,7 @@ fn random_bodies_behind_valid_headers() {
         rng.fill(&mut buf);
         buf[..2].copy_from_slice(b"Py");
         buf[2] = pastry::wire::VERSION;
-        buf[3] = rng.below(14) as u8;
+        buf[3] = rng.below(15) as u8;
         fix_crc(&mut buf);
         out.check(seed, &buf, &mut scratch);
     }
@@ -455,7 +462,7 @@ fn mutate(rng: &mut Rng, buf: &mut Vec<u8>, counts: &[(usize, usize)]) {
             }
         }
         // Another message type: the body is parsed as the wrong type.
-        5 if buf.len() > 3 => buf[3] = 1 + rng.below(13) as u8,
+        5 if buf.len() > 3 => buf[3] = 1 + rng.below(14) as u8,
         // Count tampering (the common case, as it is the most targeted).
         _ if !counts.is_empty() => {
             let (at, width) = counts[rng.below(counts.len() as u64) as usize];

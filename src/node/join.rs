@@ -263,13 +263,17 @@ impl Node {
         }
         // Probe everything offered (leaf-set members first, so they are asked for their leaf
         // sets): the measured RTTs pick the nearest per cell (PNS).
-        for h in leaf_set {
+        // Lists are read up to the size a legitimate one has (a leaf set, a row, a
+        // neighbourhood set), so one reply cannot make us probe hundreds of addresses.
+        for h in leaf_set.into_iter().take(self.cfg.leaf_set_size) {
             self.candidate(now, h, Offered::LeafList);
         }
+        let cells = 1usize << self.cfg.b.bits();
         let row_nodes: Vec<NodeHandle> = rows
             .iter()
-            .flat_map(|r| r.nodes.iter())
-            .chain(neighbors.iter())
+            .take(self.rt.rows())
+            .flat_map(|r| r.nodes.iter().take(cells))
+            .chain(neighbors.iter().take(self.cfg.neighborhood_size))
             .copied()
             .collect();
         for h in row_nodes {

@@ -32,6 +32,8 @@ const CANDIDATE_RETRIES: u32 = 1;
 const LEAF_CANDIDATE_RETRIES: u32 = 2;
 /// How long a candidate that never answered is not probed again because of a list.
 const CANDIDATE_TOMBSTONE: Duration = Duration::from_secs(20);
+/// The same for a node that is still joining.
+const CANDIDATE_TOMBSTONE_JOINING: Duration = Duration::from_secs(2);
 
 /// A round-trip time in µs, saturated to fit the tables' `u32`.
 fn rtt_us(d: Duration) -> u32 {
@@ -137,19 +139,25 @@ impl Node {
         if !leaf_gap && self.knows(h.id) {
             return;
         }
+        // One id per address: a second id claimed at the address of a node we hold is not
+        // even probed (one socket must not fill a leaf set with made-up ids).
+        if self.address_taken(h) {
+            self.stats.addr_conflicts += 1;
+            return;
+        }
         let pns = matches!(from, Offered::Row { pns: true });
         if leaf_gap {
-            // A would-be leaf named by a neighbour gets a leaf-set request: it names our other
-            // neighbours, and it announces us, so the new neighbour learns of us as we learn of
-            // it (leaf sets stay symmetric). A stranger that contacted us knows us already and
-            // gets a small ping (its address is unproven: no list goes there). Before the
-            // join's root has answered, a joiner only pings.
+            // A would-be leaf named by a neighbour gets a leaf-set request, which announces us
+            // (it learns of us as we learn of it, even if its answers are lost); to an unproven
+            // address the request carries no list (see `send_probe`). A stranger that contacted
+            // us knows us already and gets a ping. Before the join's root has answered, a
+            // joiner only pings. A stranger's own datagram counts against the probe budget like
+            // anything else.
             let kind = if self.may_announce() && from != Offered::Contact {
                 ProbeKind::LeafSet
             } else {
                 ProbeKind::Ping
             };
-            // A stranger's own datagram counts against the probe budget like anything else.
             self.probe(now, h, kind, from != Offered::Contact);
         } else if pns || self.rt.would_accept(h.id, UNMEASURED) {
             self.probe(now, h, ProbeKind::Ping, false);
@@ -202,9 +210,17 @@ impl Node {
                 sent_at: now.as_micros(),
                 active: self.phase == Phase::Active,
             },
+            // Our leaf set goes only to an address that proved itself, or from a joiner to the
+            // leaf set its join path named (its announcement: the receivers learn the joiner's
+            // other neighbours, some maybe joining at the same moment). Any other named address
+            // may be anyone's, and gets a request no larger than a ping.
             ProbeKind::LeafSet => Message::LeafSetRequest {
                 nonce,
-                leaf_set: self.leaf.members().copied().collect(),
+                leaf_set: if self.validated(h) || self.phase == Phase::Joining {
+                    self.leaf.members().copied().collect()
+                } else {
+                    Vec::new()
+                },
             },
         };
         self.send(h.addr, &msg);
@@ -258,8 +274,14 @@ impl Node {
                 // A candidate that never answered: keep stale lists from offering it again for
                 // a little while (briefly: on a lossy path it may well be alive; it may also
                 // prove itself sooner by contacting us).
-                let ttl = CANDIDATE_TOMBSTONE.min(self.cfg.tombstone_ttl);
-                self.tombstone(now, id, ttl);
+                // A joiner keeps it short: its leaf set must be complete before it activates,
+                // and the answers to its announcements name its neighbours again soon.
+                let ttl = if self.phase == Phase::Joining {
+                    CANDIDATE_TOMBSTONE_JOINING
+                } else {
+                    CANDIDATE_TOMBSTONE
+                };
+                self.tombstone(now, id, ttl.min(self.cfg.tombstone_ttl));
                 self.peers.remove(&id);
                 self.join_check_complete(now);
             }
@@ -288,7 +310,18 @@ impl Node {
     /// `from` answered probe `p`: it is admitted (the tables that want it take it), and a
     /// leaf-set request it made while unproven gets its answer now.
     fn probe_answered(&mut self, now: Instant, from: NodeHandle, p: Probe, rtt: Option<u32>) {
+        let was_leaf = self.leaf.contains(from.id);
         self.learn(now, from, Learned::Answered { rtt });
+        // A new leaf proven by a ping, that did not ask us for our leaf set itself: exchange
+        // leaf sets with it now, which announces us to it (leaf sets stay symmetric).
+        if p.kind == ProbeKind::Ping
+            && p.deferred.is_none()
+            && !was_leaf
+            && self.leaf.contains(from.id)
+            && self.may_announce()
+        {
+            self.probe(now, from, ProbeKind::LeafSet, true);
+        }
         if let Some(d) = p.deferred {
             if let Some(nonce) = d.nonce {
                 self.send_leaf_set_reply(from, nonce);
@@ -329,6 +362,7 @@ impl Node {
             self.send_leaf_set_reply(from, nonce);
             // It may belong in our leaf set now (a closer member left).
             self.learn(now, from, Learned::Contact);
+            list.truncate(self.cfg.leaf_set_size);
             for h in list {
                 self.learn(now, h, Learned::Listed(Offered::LeafList));
             }
@@ -406,7 +440,8 @@ impl Node {
         let Some(p) = self.answer_probe(from, nonce) else {
             return;
         };
-        for h in list {
+        // A leaf set holds at most `leaf_set_size` members: read no more.
+        for h in list.iter().take(self.cfg.leaf_set_size) {
             self.learn(now, *h, Learned::Listed(Offered::LeafList));
         }
         if self.phase == Phase::Joining && !admitted {
@@ -456,7 +491,8 @@ impl Node {
         }
         // Fill empty cells; also measure a few unknown nodes for filled cells (PNS).
         let mut pns_budget = PNS_PER_ROW;
-        for h in row.nodes {
+        let cells = 1usize << self.cfg.b.bits();
+        for h in row.nodes.into_iter().take(cells) {
             let pns = pns_budget > 0 && !self.knows(h.id);
             if pns && !self.rt.would_accept(h.id, UNMEASURED) {
                 pns_budget -= 1;
@@ -474,7 +510,7 @@ impl Node {
         self.tombstone(now, from.id, self.cfg.tombstone_ttl);
         self.remove_peer(now, from.id);
         self.routing_reroute_all(now, from.id);
-        for h in list {
+        for h in list.iter().take(self.cfg.leaf_set_size) {
             self.learn(now, *h, Learned::Listed(Offered::LeafList));
         }
     }
@@ -559,11 +595,7 @@ impl Node {
         }
         if self.maint.ticks >= self.maint.exchange_every {
             self.maint.ticks = 0;
-            let adjacent = [self.leaf.cw_side().first(), self.leaf.ccw_side().first()];
-            for h in adjacent.into_iter().flatten().copied().collect::<Vec<_>>() {
-                self.maint.probes.remove(&h.id);
-                self.probe(now, h, ProbeKind::LeafSet, true);
-            }
+            self.exchange_with_adjacent(now);
             let base = self.cfg.leaf_exchange_every;
             self.maint.exchange_every = if self.maint.leaf_changed {
                 base
@@ -579,6 +611,18 @@ impl Node {
         self.maint.leaf_tick_at = now + period + jitter;
         self.timers
             .set(self.maint.leaf_tick_at, Timer::LeafMaintenance);
+    }
+
+    /// Exchanges leaf sets with the two adjacent members (each side's nearest).
+    pub(super) fn exchange_with_adjacent(&mut self, now: Instant) {
+        if self.phase != Phase::Active {
+            return;
+        }
+        let adjacent = [self.leaf.cw_side().first(), self.leaf.ccw_side().first()];
+        for h in adjacent.into_iter().flatten().copied().collect::<Vec<_>>() {
+            self.maint.probes.remove(&h.id);
+            self.probe(now, h, ProbeKind::LeafSet, true);
+        }
     }
 
     /// Routing-table tick: ask a random entry of a random used row for its row.

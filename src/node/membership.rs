@@ -10,8 +10,10 @@
 //! | T was named in a list (join reply, leaf-set request or reply, row reply, leave) | `Listed` | probed if a table wants it and it is not tombstoned |
 //!
 //! So a table never holds a node whose address has not echoed one of our nonces, a known node's
-//! address never changes while the old one answers, and nothing a third party says puts a node
-//! in. **Reports about a node** (a `Leave`) take effect only from that node's own validated
+//! address never changes while the old one answers, an address holds one id (the first proven
+//! there keeps it while it answers: one socket cannot fill a leaf set with made-up ids), and
+//! nothing a third party says puts a node in. Lists are read only up to the size a legitimate
+//! one has (a leaf set, a row), so one datagram cannot make us probe hundreds of addresses. **Reports about a node** (a `Leave`) take effect only from that node's own validated
 //! address; from anywhere else they only make us probe it. Nodes that failed or left are
 //! tombstoned: lists do not bring them back, only a fresh answer of their own does.
 //!
@@ -23,6 +25,7 @@ use super::{Node, Peer};
 use crate::id::NodeHandle;
 use crate::routing_table::UNMEASURED;
 use crate::time::Instant;
+use crate::wire::Message;
 
 /// How a node came to our attention (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +43,14 @@ pub(super) enum Learned {
 }
 
 impl Node {
+    /// Whether another node we hold was validated at `h`'s address (one id per address: the
+    /// incumbent keeps it while it answers).
+    pub(super) fn address_taken(&self, h: NodeHandle) -> bool {
+        self.peers
+            .iter()
+            .any(|(id, p)| p.addr == h.addr && *id != h.id)
+    }
+
     /// Whether `h` is a peer we validated at exactly this address.
     pub(super) fn validated(&self, h: NodeHandle) -> bool {
         self.peers.get(&h.id).is_some_and(|p| p.addr == h.addr)
@@ -59,7 +70,7 @@ impl Node {
 
     /// `h` proved its address: take it into every table that wants it.
     fn admit(&mut self, now: Instant, h: NodeHandle, rtt: Option<u32>) {
-        if self.peers.get(&h.id).is_some_and(|p| p.addr != h.addr) {
+        if self.peers.get(&h.id).is_some_and(|p| p.addr != h.addr) || self.address_taken(h) {
             // The incumbent address keeps the id while it answers; if it stops, the node is
             // removed and may then be admitted at the new address.
             self.stats.addr_conflicts += 1;
@@ -121,6 +132,28 @@ impl Node {
             self.probe(now, known, ProbeKind::Ping, true);
         }
         false
+    }
+
+    /// `dead`, a leaf-set member, failed every probe: tell the rest of the leaf set, which
+    /// holds it too (they check it themselves at once instead of at their next tick).
+    pub(super) fn tell_leaf_set_failed(&mut self, dead: NodeHandle) {
+        let members: smallvec::SmallVec<[NodeHandle; 16]> = self.leaf.members().copied().collect();
+        for h in members {
+            self.send(h.addr, &Message::Failed { node: dead });
+        }
+    }
+
+    /// `from` says `node` failed. Only a member we hold that reports it counts, and even then
+    /// it is not believed: if we hold `node` at that address, we probe it now (its own answer,
+    /// or silence, decides).
+    pub(super) fn on_failed_report(&mut self, now: Instant, from: NodeHandle, node: NodeHandle) {
+        if !self.validated(from) || node.id == self.me.id || !self.validated(node) {
+            return;
+        }
+        if !self.maint.probes.contains_key(&node.id) {
+            self.stats.unproven_reports += 1;
+            self.probe(now, node, ProbeKind::Ping, true);
+        }
     }
 
     /// A new peer record for `h`, validated at its address.

@@ -65,6 +65,9 @@ use timers::{Timer, Timers};
 /// Spare send buffers kept for reuse (each holds up to one frame).
 const POOL_CAP: usize = 4;
 
+/// How long after activation a joined node exchanges leaf sets with its adjacent members once.
+const JOIN_EXCHANGE_DELAY: Duration = Duration::from_secs(3);
+
 /// What happened, for the application. Drained with [`Node::poll_event`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -445,7 +448,8 @@ impl Node {
                 key,
                 reason,
             } => self.on_undeliverable(msg_id, key, reason),
-            Message::DeliveryAck { msg_id } => self.on_delivery_ack(msg_id),
+            Message::DeliveryAck { msg_id } => self.on_delivery_ack(now, msg_id),
+            Message::Failed { node } => self.on_failed_report(now, from, node),
         }
     }
 
@@ -463,6 +467,7 @@ impl Node {
                 Timer::Retransmit(msg_id, hops) => self.on_retransmit_timer(now, at, msg_id, hops),
                 Timer::Probe(id) => self.on_probe_timer(now, at, id),
                 Timer::Delivery(msg_id) => self.on_delivery_timer(now, at, msg_id),
+                Timer::JoinExchange => self.exchange_with_adjacent(now),
             }
         }
     }
@@ -520,6 +525,7 @@ impl Node {
     }
 
     fn activate(&mut self, now: Instant) {
+        let joined = self.phase == Phase::Joining;
         self.phase = Phase::Active;
         self.events.push_back(Event::Joined);
         let jitter = Duration(
@@ -535,6 +541,12 @@ impl Node {
         );
         self.maint.rt_tick_at = now + jitter + self.cfg.rt_maintenance_period;
         self.timers.set(self.maint.rt_tick_at, Timer::RtMaintenance);
+        // Joins that race ours may have lost us a neighbour (every probe of it lost, say):
+        // one early exchange with the adjacent members names it again.
+        if joined {
+            self.timers
+                .set(now + JOIN_EXCHANGE_DELAY, Timer::JoinExchange);
+        }
         self.compact();
         // Second stage of a join (the paper's "X informs every node of its state", with the
         // locality-aware table refinement of Castro et al.): every routing-table and
@@ -671,9 +683,13 @@ impl Node {
     /// Declares `id` failed: removes it everywhere, remembers it, repairs, reroutes its messages.
     fn peer_failed(&mut self, now: Instant, id: Id) {
         self.stats.failures_detected += 1;
+        let leaf = self.leaf.find(id).copied();
         self.tombstone(now, id, self.cfg.tombstone_ttl);
         self.remove_peer(now, id);
         self.routing_reroute_all(now, id);
+        if let Some(dead) = leaf {
+            self.tell_leaf_set_failed(dead);
+        }
     }
 
     /// Removes `id` from every table and starts repairs.

@@ -11,6 +11,7 @@ use super::timers::{SeenFilter, Timer};
 use super::{Event, Node, Phase, POOL_CAP};
 use crate::id::{Id, NodeHandle};
 use crate::router::{self, NextHop};
+use crate::routing_table::UNMEASURED;
 use crate::time::{Duration, Instant};
 use crate::util::FxHashMap;
 use crate::wire::{undeliverable_reason, Message, MessageType, RoutedFlags};
@@ -113,8 +114,14 @@ struct Sent {
     msg: Routed,
     hint: Option<NodeHandle>,
     attempts: u8,
+    /// When the first attempt left (for the end-to-end RTT sample).
+    first_sent: Instant,
     deadline: Instant,
 }
+
+/// The smallest end-to-end timeout, however fast the overlay answers (a root's acknowledgement
+/// travels back directly, so the sample is path latency plus one direct trip).
+const E2E_RTO_MIN: Duration = Duration::from_millis(250);
 
 /// A hop transmission awaiting its acknowledgement.
 #[derive(Debug)]
@@ -136,6 +143,11 @@ pub(super) struct RoutingState {
     seen: SeenFilter,
     delivered: SeenFilter,
     held: VecDeque<Routed>,
+    /// Smoothed end-to-end RTT of this node's messages (send to the root's acknowledgement),
+    /// µs; `UNMEASURED` before the first sample.
+    e2e_srtt: u32,
+    /// Its variation, µs.
+    e2e_rttvar: u32,
 }
 
 impl RoutingState {
@@ -146,7 +158,32 @@ impl RoutingState {
             seen: SeenFilter::new(SEEN_CAP),
             delivered: SeenFilter::new(SEEN_CAP),
             held: VecDeque::new(),
+            e2e_srtt: UNMEASURED,
+            e2e_rttvar: 0,
         }
+    }
+
+    /// An end-to-end RTT sample, µs (TCP's estimator).
+    fn e2e_sample(&mut self, rtt: u32) {
+        if self.e2e_srtt == UNMEASURED {
+            self.e2e_srtt = rtt;
+            self.e2e_rttvar = rtt / 2;
+        } else {
+            let err = self.e2e_srtt.abs_diff(rtt);
+            self.e2e_rttvar = (3 * u64::from(self.e2e_rttvar) / 4 + u64::from(err) / 4) as u32;
+            self.e2e_srtt = (7 * u64::from(self.e2e_srtt) / 8 + u64::from(rtt) / 8) as u32;
+        }
+    }
+
+    /// The end-to-end timeout of a first attempt: from the measured RTTs once there are any
+    /// (a message lost with a crashed node is sent again after about one round trip, not after
+    /// seconds), within `E2E_RTO_MIN..=max`; `max` (the configured delivery timeout) before.
+    fn e2e_rto(&self, max: Duration) -> Duration {
+        if self.e2e_srtt == UNMEASURED {
+            return max;
+        }
+        let rto = Duration(u64::from(self.e2e_srtt) + 4 * u64::from(self.e2e_rttvar));
+        rto.max(E2E_RTO_MIN).min(max)
     }
 
     pub(super) fn shrink(&mut self) {
@@ -246,13 +283,14 @@ impl Node {
             flags,
             payload,
         };
-        let deadline = now + self.cfg.delivery_timeout;
+        let deadline = now + self.routing.e2e_rto(self.cfg.delivery_timeout);
         self.routing.sent.insert(
             msg_id,
             Sent {
                 msg: msg.clone(),
                 hint,
                 attempts: 1,
+                first_sent: now,
                 deadline,
             },
         );
@@ -271,8 +309,16 @@ impl Node {
     }
 
     /// The root acknowledged a message we sent.
-    pub(super) fn on_delivery_ack(&mut self, msg_id: u64) {
-        self.routing.sent.remove(&msg_id);
+    pub(super) fn on_delivery_ack(&mut self, now: Instant, msg_id: u64) {
+        if let Some(rec) = self.routing.sent.remove(&msg_id) {
+            // Karn: only a message sent once gives an unambiguous sample.
+            if rec.attempts == 1 {
+                let rtt = (now - rec.first_sent)
+                    .as_micros()
+                    .min(u64::from(u32::MAX - 1));
+                self.routing.e2e_sample(rtt as u32);
+            }
+        }
     }
 
     /// A node on the way reports a message we sent as undeliverable.
@@ -291,7 +337,6 @@ impl Node {
     /// suppresses a second delivery), or give up and tell the application.
     pub(super) fn on_delivery_timer(&mut self, now: Instant, at: Instant, msg_id: u64) {
         let limit = self.cfg.delivery_attempts;
-        let timeout = self.cfg.delivery_timeout;
         let Some(rec) = self.routing.sent.get_mut(&msg_id) else {
             return;
         };
@@ -310,7 +355,14 @@ impl Node {
         }
         rec.msg.flags = rec.msg.flags.with_attempt(rec.attempts);
         rec.attempts += 1;
-        rec.deadline = now + timeout.saturating_mul(1 << (rec.attempts - 1));
+        // The first retry comes after about one measured round trip (the message most likely
+        // died with a crashed holder); the later ones back off from the configured timeout, so
+        // the attempts still span the seconds a failure takes to be detected and repaired.
+        rec.deadline = now
+            + self
+                .cfg
+                .delivery_timeout
+                .saturating_mul(1 << (rec.attempts - 1));
         let (msg, hint, deadline) = (rec.msg.clone(), rec.hint, rec.deadline);
         self.timers.set(deadline, Timer::Delivery(msg_id));
         self.stats.retries += 1;

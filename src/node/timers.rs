@@ -23,6 +23,8 @@ pub(crate) enum Timer {
     Probe(Id),
     /// A message this node sent is due its end-to-end acknowledgement.
     Delivery(u64),
+    /// A few seconds after activation: one leaf-set exchange with the adjacent members.
+    JoinExchange,
 }
 
 /// A min-heap of `(deadline, timer, sequence)`.

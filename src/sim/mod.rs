@@ -157,6 +157,8 @@ pub struct Sim {
     gone: Departed,
     live_count: usize,
     recorded: Option<Vec<(NodeIdx, Event)>>,
+    /// Crashed nodes still held in some leaf set: when each crashed.
+    crashed_at: FxHashMap<Id, Instant>,
     digest: FxHasher,
     buf: Vec<u8>,
     tap: Option<Tap>,
@@ -246,12 +248,14 @@ impl Sim {
             gone: Departed::default(),
             live_count: 0,
             recorded: None,
+            crashed_at: FxHashMap::default(),
             digest: FxHasher::default(),
             buf: Vec::new(),
             tap: None,
             report: Report {
                 latency_us: Histogram::with_width(LATENCY_BUCKET_US),
                 join_time_us: Histogram::with_width(100 * LATENCY_BUCKET_US),
+                dead_leaf_us: Histogram::with_width(100 * LATENCY_BUCKET_US),
                 ..Report::default()
             },
         }
@@ -431,8 +435,18 @@ impl Sim {
 
     /// Crashes node `i`: it vanishes without a word.
     pub fn crash(&mut self, i: NodeIdx) {
+        let id = self.node(i).map(Node::id);
         if self.retire(i) {
             self.report.crashed += 1;
+            if let Some(id) = id {
+                if self.crashed_at.len() >= 1 << 16 {
+                    // Forget crashes too old to still be held anywhere.
+                    let now = self.now;
+                    self.crashed_at
+                        .retain(|_, t| now - *t < Duration::from_secs(600));
+                }
+                self.crashed_at.insert(id, self.now);
+            }
         }
     }
 
@@ -621,7 +635,14 @@ impl Sim {
                     }
                 }
             }
-            Event::NeighborJoined(_) | Event::NeighborLeft(_) => {}
+            Event::NeighborLeft(h) => {
+                // How long a live node kept a crashed one in its leaf set (during which keys
+                // the crashed node owned were routed to it and waited).
+                if let Some(&t) = self.crashed_at.get(&h.id) {
+                    self.report.dead_leaf_us.add((self.now - t).as_micros());
+                }
+            }
+            Event::NeighborJoined(_) => {}
         }
     }
 

@@ -80,6 +80,9 @@ pub struct Report {
     pub join_failed: u64,
     /// Time from a node's start to its activation, µs.
     pub join_time_us: Histogram,
+    /// For each (live node, crashed leaf-set member) pair: how long after the crash the node
+    /// removed it, µs (the crashed node's keys wait that long at its neighbours).
+    pub dead_leaf_us: Histogram,
     /// Nodes crashed.
     pub crashed: u64,
     /// Nodes that left gracefully.
@@ -243,9 +246,11 @@ impl Report {
         }
         let _ = writeln!(
             o,
-            "  invariants   {} wrong-root deliveries; {} stale leaf-set entries at the end; leaf sets converged {}",
+            "  invariants   {} wrong-root deliveries; {} stale leaf-set entries at the end; crashed leaves removed after p50 {:.1} s, p99 {:.1} s; leaf sets converged {}",
             self.incorrect,
             s.stale_leaf_entries,
+            self.dead_leaf_us.quantile(0.5) as f64 / 1e6,
+            self.dead_leaf_us.quantile(0.99) as f64 / 1e6,
             if s.converge_s.is_finite() {
                 format!("{:.1} s after the last change", s.converge_s)
             } else {
@@ -277,6 +282,7 @@ impl Report {
             "leave",
             "undeliv",
             "dlv-ack",
+            "failed",
         ];
         let mut by = String::new();
         for (t, c) in self.msgs_by_type.iter().enumerate() {
@@ -345,6 +351,7 @@ impl Report {
             converge_s: round(s.converge_s, 2),
             join_time_p50_us: self.join_time_us.quantile(0.5),
             join_time_p99_us: self.join_time_us.quantile(0.99),
+            dead_leaf_p99_us: self.dead_leaf_us.quantile(0.99),
             maintenance_msgs_per_node_per_s: round(per(self.maintenance_msgs), 4),
             maintenance_bytes_per_node_per_s: round(per(self.maintenance_bytes), 2),
             mem_bytes_per_node: self.node_bytes / self.live_nodes.max(1),
@@ -398,6 +405,7 @@ struct JsonReport {
     converge_s: f64,
     join_time_p50_us: u64,
     join_time_p99_us: u64,
+    dead_leaf_p99_us: u64,
     maintenance_msgs_per_node_per_s: f64,
     maintenance_bytes_per_node_per_s: f64,
     mem_bytes_per_node: u64,

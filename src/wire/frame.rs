@@ -429,7 +429,7 @@ mod tests {
 
     #[test]
     fn error_unknown_type() {
-        for ty in [0u8, 14, 0xff] {
+        for ty in [0u8, 15, 0xff] {
             let f = framed(ty, &[]);
             assert_eq!(
                 Frame::new_checked(&f[..]).unwrap_err(),

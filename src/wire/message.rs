@@ -43,6 +43,8 @@ pub enum MessageType {
     Undeliverable = 12,
     /// [`Message::DeliveryAck`]
     DeliveryAck = 13,
+    /// [`Message::Failed`]
+    Failed = 14,
 }
 
 /// One routing-table row as carried on the wire: its index and the nodes in it (the column of
@@ -230,6 +232,14 @@ pub enum Message {
         /// One of [`undeliverable_reason`].
         reason: u8,
     },
+    /// The sender found `node`, a member of its leaf set, dead (it failed every probe). Sent to
+    /// the sender's other leaf-set members, which hold it too: not believed, but a receiver
+    /// that holds `node` at that address probes it at once instead of at its next tick (fast
+    /// leaf-set repair).
+    Failed {
+        /// The node that stopped answering.
+        node: NodeHandle,
+    },
 }
 
 impl MessageType {
@@ -250,6 +260,7 @@ impl MessageType {
             11 => MessageType::Leave,
             12 => MessageType::Undeliverable,
             13 => MessageType::DeliveryAck,
+            14 => MessageType::Failed,
             _ => return None,
         })
     }
@@ -538,6 +549,7 @@ impl Message {
             Message::Leave { .. } => MessageType::Leave,
             Message::Undeliverable { .. } => MessageType::Undeliverable,
             Message::DeliveryAck { .. } => MessageType::DeliveryAck,
+            Message::Failed { .. } => MessageType::Failed,
         }
     }
 
@@ -639,6 +651,7 @@ impl Message {
                 leaf_set: r.handles()?,
             },
             MessageType::DeliveryAck => Message::DeliveryAck { msg_id: r.u64()? },
+            MessageType::Failed => Message::Failed { node: r.handle()? },
             MessageType::Undeliverable => {
                 let msg_id = r.u64()?;
                 let key = r.id()?;
@@ -680,6 +693,7 @@ impl Message {
             Message::Leave { leaf_set } => list_len(leaf_set),
             Message::Undeliverable { .. } => 8 + size::ID + 1,
             Message::DeliveryAck { .. } => 8,
+            Message::Failed { node } => handle_len(node),
         }
     }
 
@@ -780,6 +794,7 @@ impl Message {
             }
             Message::Leave { leaf_set } => w.handles(leaf_set),
             Message::DeliveryAck { msg_id } => w.u64(*msg_id),
+            Message::Failed { node } => w.handle(node),
             Message::Undeliverable {
                 msg_id,
                 key,
@@ -1178,13 +1193,14 @@ mod tests {
                 reason: 0xff,
             },
             Message::DeliveryAck { msg_id: u64::MAX },
+            Message::Failed { node: full(1)[0] },
         ]
     }
 
     #[test]
     fn samples_cover_every_type() {
         let types: Vec<MessageType> = samples().iter().map(Message::message_type).collect();
-        for byte in 1..=13 {
+        for byte in 1..=14 {
             let ty = MessageType::from_u8(byte).unwrap();
             assert!(types.contains(&ty), "no sample of {ty:?}");
         }
@@ -1222,10 +1238,10 @@ mod tests {
         for byte in 0..=255u8 {
             match MessageType::from_u8(byte) {
                 Some(ty) => {
-                    assert!((1..=13).contains(&byte));
+                    assert!((1..=14).contains(&byte));
                     assert_eq!(ty as u8, byte);
                 }
-                None => assert!(byte == 0 || byte > 13),
+                None => assert!(byte == 0 || byte > 14),
             }
         }
     }
