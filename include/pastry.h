@@ -893,8 +893,9 @@ void pastry_config_free(struct pastry_config *config);
  * the host's own socket receives on.
  *
  * A node tells its peers the address it is bound to, so bind a specific address that they
- * can reach: `pastry_node_new` refuses an unspecified one (`0.0.0.0`, `::`) with
- * `PASTRY_ERR_BAD_ADDRESS` (this setter accepts it, since a later setter call may change it).
+ * can reach: `pastry_node_new` refuses an unspecified one (`0.0.0.0`, `::`, or the
+ * IPv4-mapped `::ffff:0.0.0.0`) with `PASTRY_ERR_BAD_ADDRESS`, as `pastry_node_new_driven`
+ * does (this setter accepts it, since a later setter call may change it).
  *
  * # Errors
  * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_BAD_ADDRESS`.
@@ -1402,7 +1403,8 @@ pastry_result pastry_forward_set_payload(struct pastry_forward *msg,
 /**
  * Creates a caller-driven node (idle) from `*config` and stores it in `*out`: no thread and
  * no socket; the configuration's bind address is the address the node advertises (where the
- * host's socket receives its datagrams; it must not be `0.0.0.0` or port 0). Only `forward`
+ * host's socket receives its datagrams; it must not be unspecified, as `0.0.0.0`, `::` or
+ * `::ffff:0.0.0.0`, nor port 0). Only `forward`
  * and `drop` of `*callbacks` (NULL: none) are used. Start it with `pastry_node_start` or
  * `pastry_node_start_join`, then drive it (see `pastry_node_handle_datagram`). Release it
  * with `pastry_node_free`.
@@ -1446,11 +1448,12 @@ pastry_result pastry_node_handle_timeout(struct pastry_node *node, uint64_t now_
 
 /**
  * Takes the next datagram a caller-driven node wants sent: copies it into `buf` (`cap` bytes;
- * `PASTRY_MAX_DATAGRAM` always suffices), its length into `*len` and its destination into
- * `*dst`. Returns `PASTRY_NONE` when nothing is left to send.
+ * `PASTRY_MAX_DATAGRAM` always suffices; `buf` may be NULL only when `cap` is 0), its length
+ * into `*len` and its destination into `*dst`. Returns `PASTRY_NONE` when nothing is left to
+ * send.
  *
  * # Errors
- * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_WRONG_MODE`, `PASTRY_ERR_IN_CALLBACK`,
+ * `PASTRY_ERR_NULL_ARGUMENT` (checked first, whether or not a datagram is queued), `PASTRY_ERR_WRONG_MODE`, `PASTRY_ERR_IN_CALLBACK`,
  * `PASTRY_ERR_BUFFER_TOO_SMALL` (the datagram stays queued).
  */
 pastry_result pastry_node_poll_transmit(struct pastry_node *node,
@@ -1470,11 +1473,11 @@ pastry_result pastry_node_poll_timeout(struct pastry_node *node, uint64_t *deadl
 
 /**
  * Takes the next event of a caller-driven node into `*event`; a delivery's payload is copied
- * into `buf` (`cap` bytes; the node's payload limit always suffices; `buf` may be NULL when
- * `cap` is 0). Returns `PASTRY_NONE` when no event is pending.
+ * into `buf` (`cap` bytes; the node's payload limit always suffices; `buf` may be NULL only
+ * when `cap` is 0). Returns `PASTRY_NONE` when no event is pending.
  *
  * # Errors
- * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_WRONG_MODE`, `PASTRY_ERR_IN_CALLBACK`,
+ * `PASTRY_ERR_NULL_ARGUMENT` (checked first, whether or not an event is pending), `PASTRY_ERR_WRONG_MODE`, `PASTRY_ERR_IN_CALLBACK`,
  * `PASTRY_ERR_BUFFER_TOO_SMALL` (the event stays queued).
  */
 pastry_result pastry_node_poll_event(struct pastry_node *node,

@@ -554,6 +554,148 @@ fn a_forward_kept_after_its_call_is_refused() {
     }
 }
 
+/// Found by an outside tester: with nothing queued, a NULL `buf` with a non-zero `cap` got
+/// `PASTRY_NONE` (and a NULL out-pointer on a runtime node `PASTRY_ERR_WRONG_MODE`); pointers
+/// are now checked first, whatever is queued and whatever the node's mode.
+#[test]
+fn poll_functions_check_their_pointers_first() {
+    let node = lone_driven(41110, None, 0);
+    // SAFETY: live node and locals; NULLs are what is being tested.
+    unsafe {
+        let mut ev = std::mem::MaybeUninit::<pastry_event>::uninit();
+        let mut buf = [0u8; 16];
+        let (mut len, mut dst, mut at) = (0usize, pastry_addr::default(), 0u64);
+        // Drain what the start queued, so that nothing is pending.
+        while pastry_node_poll_event(node, ev.as_mut_ptr(), buf.as_mut_ptr(), buf.len())
+            == PASTRY_OK
+        {}
+        let mut tx = [0u8; 2048];
+        while pastry_node_poll_transmit(node, tx.as_mut_ptr(), tx.len(), &mut len, &mut dst)
+            == PASTRY_OK
+        {}
+        assert_eq!(
+            pastry_node_poll_event(node, ev.as_mut_ptr(), buf.as_mut_ptr(), buf.len()),
+            PASTRY_NONE
+        );
+        assert_eq!(
+            pastry_node_poll_event(node, ev.as_mut_ptr(), null_mut(), 10),
+            PASTRY_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(
+            pastry_node_poll_event(node, null_mut(), buf.as_mut_ptr(), buf.len()),
+            PASTRY_ERR_NULL_ARGUMENT
+        );
+        // NULL with a capacity of 0 stays fine.
+        assert_eq!(
+            pastry_node_poll_event(node, ev.as_mut_ptr(), null_mut(), 0),
+            PASTRY_NONE
+        );
+        assert_eq!(
+            pastry_node_poll_transmit(node, tx.as_mut_ptr(), tx.len(), &mut len, &mut dst),
+            PASTRY_NONE
+        );
+        assert_eq!(
+            pastry_node_poll_transmit(node, null_mut(), 10, &mut len, &mut dst),
+            PASTRY_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(
+            pastry_node_poll_transmit(node, tx.as_mut_ptr(), tx.len(), null_mut(), &mut dst),
+            PASTRY_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(
+            pastry_node_poll_transmit(node, tx.as_mut_ptr(), tx.len(), &mut len, null_mut()),
+            PASTRY_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(
+            pastry_node_handle_datagram(node, null(), b"x".as_ptr(), 1, 0),
+            PASTRY_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(pastry_node_free(node), PASTRY_OK);
+
+        // On a runtime node too: NULL first, then the wrong mode.
+        let (mut rt, mut cfg, mut rn) = (null_mut(), null_mut(), null_mut());
+        assert_eq!(pastry_runtime_new(&mut rt), PASTRY_OK);
+        assert_eq!(pastry_config_new(&mut cfg), PASTRY_OK);
+        assert_eq!(
+            pastry_config_set_bind(cfg, c"127.0.0.1:0".as_ptr()),
+            PASTRY_OK
+        );
+        assert_eq!(pastry_node_new(rt, cfg, null(), &mut rn), PASTRY_OK);
+        assert_eq!(
+            pastry_node_poll_event(rn, null_mut(), null_mut(), 0),
+            PASTRY_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(
+            pastry_node_poll_event(rn, ev.as_mut_ptr(), null_mut(), 10),
+            PASTRY_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(
+            pastry_node_poll_timeout(rn, null_mut()),
+            PASTRY_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(pastry_node_poll_timeout(rn, &mut at), PASTRY_ERR_WRONG_MODE);
+        assert_eq!(
+            pastry_node_poll_event(rn, ev.as_mut_ptr(), null_mut(), 0),
+            PASTRY_ERR_WRONG_MODE
+        );
+        assert_eq!(pastry_node_free(rn), PASTRY_OK);
+        pastry_config_free(cfg);
+        assert_eq!(pastry_runtime_free(rt), PASTRY_OK);
+    }
+}
+
+/// Found by an outside tester: `[::ffff:0.0.0.0]` (0.0.0.0, IPv4-mapped) was accepted as a
+/// runtime node's bind address, and the node advertised it. Every spelling of an unspecified
+/// address is refused, by runtime and caller-driven nodes alike.
+#[test]
+fn every_spelling_of_an_unspecified_bind_address_is_refused() {
+    let (mut rt, mut cfg) = (null_mut(), null_mut());
+    // SAFETY: live locals, freed at the end.
+    unsafe {
+        assert_eq!(pastry_runtime_new(&mut rt), PASTRY_OK);
+        assert_eq!(pastry_config_new(&mut cfg), PASTRY_OK);
+        for any in [
+            c"0.0.0.0:0",
+            c"[::]:0",
+            c"[::ffff:0.0.0.0]:0",
+            c"[::ffff:0:0]:0",
+            c"[::0.0.0.0]:0",
+        ] {
+            assert_eq!(pastry_config_set_bind(cfg, any.as_ptr()), PASTRY_OK);
+            let mut node = null_mut();
+            assert_eq!(
+                pastry_node_new(rt, cfg, null(), &mut node),
+                PASTRY_ERR_BAD_ADDRESS,
+                "{any:?}"
+            );
+            assert!(node.is_null());
+        }
+        for any in [
+            c"[::ffff:0.0.0.0]:4000",
+            c"[::ffff:0:0]:4000",
+            c"[::0.0.0.0]:4000",
+        ] {
+            assert_eq!(pastry_config_set_bind(cfg, any.as_ptr()), PASTRY_OK);
+            let mut node = null_mut();
+            assert_eq!(
+                pastry_node_new_driven(cfg, null(), &mut node),
+                PASTRY_ERR_BAD_ADDRESS,
+                "{any:?}"
+            );
+        }
+        // A mapped address that is not unspecified is fine.
+        assert_eq!(
+            pastry_config_set_bind(cfg, c"[::ffff:127.0.0.1]:4000".as_ptr()),
+            PASTRY_OK
+        );
+        let mut node = null_mut();
+        assert_eq!(pastry_node_new_driven(cfg, null(), &mut node), PASTRY_OK);
+        assert_eq!(pastry_node_free(node), PASTRY_OK);
+        pastry_config_free(cfg);
+        assert_eq!(pastry_runtime_free(rt), PASTRY_OK);
+    }
+}
+
 #[test]
 // A watchdog thread: a hang must fail the test, not stall CI.
 #[allow(clippy::disallowed_methods)]

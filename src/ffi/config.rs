@@ -141,8 +141,9 @@ fn millis(ms: u64) -> Result<Duration, pastry_result> {
 /// the host's own socket receives on.
 ///
 /// A node tells its peers the address it is bound to, so bind a specific address that they
-/// can reach: `pastry_node_new` refuses an unspecified one (`0.0.0.0`, `::`) with
-/// `PASTRY_ERR_BAD_ADDRESS` (this setter accepts it, since a later setter call may change it).
+/// can reach: `pastry_node_new` refuses an unspecified one (`0.0.0.0`, `::`, or the
+/// IPv4-mapped `::ffff:0.0.0.0`) with `PASTRY_ERR_BAD_ADDRESS`, as `pastry_node_new_driven`
+/// does (this setter accepts it, since a later setter call may change it).
 ///
 /// # Errors
 /// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_BAD_ADDRESS`.

@@ -254,7 +254,8 @@ impl DrivenState {
 
 /// Creates a caller-driven node (idle) from `*config` and stores it in `*out`: no thread and
 /// no socket; the configuration's bind address is the address the node advertises (where the
-/// host's socket receives its datagrams; it must not be `0.0.0.0` or port 0). Only `forward`
+/// host's socket receives its datagrams; it must not be unspecified, as `0.0.0.0`, `::` or
+/// `::ffff:0.0.0.0`, nor port 0). Only `forward`
 /// and `drop` of `*callbacks` (NULL: none) are used. Start it with `pastry_node_start` or
 /// `pastry_node_start_join`, then drive it (see `pastry_node_handle_datagram`). Release it
 /// with `pastry_node_free`.
@@ -332,10 +333,11 @@ pub unsafe extern "C" fn pastry_node_handle_datagram(
     now_us: u64,
 ) -> pastry_result {
     ffi_boundary!("pastry_node_handle_datagram", {
+        let from = try_ref!(from);
+        let data = try_slice!(bytes, len);
         let inner = node_ref(node)?;
         let st = inner.driven()?;
-        let from = try_ref!(from).socket_addr()?;
-        let data = try_slice!(bytes, len);
+        let from = from.socket_addr()?;
         st.input(Some(now_us), |d| d.node.handle_datagram(d.now, from, data))
     })
 }
@@ -359,11 +361,12 @@ pub unsafe extern "C" fn pastry_node_handle_timeout(
 }
 
 /// Takes the next datagram a caller-driven node wants sent: copies it into `buf` (`cap` bytes;
-/// `PASTRY_MAX_DATAGRAM` always suffices), its length into `*len` and its destination into
-/// `*dst`. Returns `PASTRY_NONE` when nothing is left to send.
+/// `PASTRY_MAX_DATAGRAM` always suffices; `buf` may be NULL only when `cap` is 0), its length
+/// into `*len` and its destination into `*dst`. Returns `PASTRY_NONE` when nothing is left to
+/// send.
 ///
 /// # Errors
-/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_WRONG_MODE`, `PASTRY_ERR_IN_CALLBACK`,
+/// `PASTRY_ERR_NULL_ARGUMENT` (checked first, whether or not a datagram is queued), `PASTRY_ERR_WRONG_MODE`, `PASTRY_ERR_IN_CALLBACK`,
 /// `PASTRY_ERR_BUFFER_TOO_SMALL` (the datagram stays queued).
 #[no_mangle]
 pub unsafe extern "C" fn pastry_node_poll_transmit(
@@ -374,9 +377,14 @@ pub unsafe extern "C" fn pastry_node_poll_transmit(
     dst: *mut pastry_addr,
 ) -> pastry_result {
     ffi_boundary!("pastry_node_poll_transmit", {
+        // Every pointer is checked before the node is looked at, so a NULL is reported
+        // whatever is queued (and whatever the node's mode).
+        let (len, dst) = (try_out!(len), try_out!(dst));
+        if buf.is_null() && cap > 0 {
+            return Err(PASTRY_ERR_NULL_ARGUMENT);
+        }
         let inner = node_ref(node)?;
         let st = inner.driven()?;
-        let (len, dst) = (try_out!(len), try_out!(dst));
         let mut d = st.lock()?;
         if d.staged_tx.is_none() {
             let Driven {
@@ -413,9 +421,9 @@ pub unsafe extern "C" fn pastry_node_poll_timeout(
     deadline_us: *mut u64,
 ) -> pastry_result {
     ffi_boundary!("pastry_node_poll_timeout", {
+        let out = try_out!(deadline_us);
         let inner = node_ref(node)?;
         let st = inner.driven()?;
-        let out = try_out!(deadline_us);
         let at = st.lock()?.node.poll_timeout().ok_or(PASTRY_NONE)?;
         out.write(at.as_micros());
         Ok(())
@@ -423,11 +431,11 @@ pub unsafe extern "C" fn pastry_node_poll_timeout(
 }
 
 /// Takes the next event of a caller-driven node into `*event`; a delivery's payload is copied
-/// into `buf` (`cap` bytes; the node's payload limit always suffices; `buf` may be NULL when
-/// `cap` is 0). Returns `PASTRY_NONE` when no event is pending.
+/// into `buf` (`cap` bytes; the node's payload limit always suffices; `buf` may be NULL only
+/// when `cap` is 0). Returns `PASTRY_NONE` when no event is pending.
 ///
 /// # Errors
-/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_WRONG_MODE`, `PASTRY_ERR_IN_CALLBACK`,
+/// `PASTRY_ERR_NULL_ARGUMENT` (checked first, whether or not an event is pending), `PASTRY_ERR_WRONG_MODE`, `PASTRY_ERR_IN_CALLBACK`,
 /// `PASTRY_ERR_BUFFER_TOO_SMALL` (the event stays queued).
 #[no_mangle]
 pub unsafe extern "C" fn pastry_node_poll_event(
@@ -437,9 +445,14 @@ pub unsafe extern "C" fn pastry_node_poll_event(
     cap: usize,
 ) -> pastry_result {
     ffi_boundary!("pastry_node_poll_event", {
+        // Every pointer is checked before the node is looked at, so a NULL is reported
+        // whatever is queued (and whatever the node's mode).
+        let out = try_out!(event);
+        if buf.is_null() && cap > 0 {
+            return Err(PASTRY_ERR_NULL_ARGUMENT);
+        }
         let inner = node_ref(node)?;
         let st = inner.driven()?;
-        let out = try_out!(event);
         let mut d = st.lock()?;
         let ev = match d.staged_event.take() {
             Some(e) => e,

@@ -162,7 +162,7 @@ impl From<StartError> for pastry_result {
             {
                 PASTRY_ERR_ADDR_IN_USE
             }
-            // An unspecified address (0.0.0.0, ::), refused before binding.
+            // An unspecified address (0.0.0.0, ::, ::ffff:0.0.0.0), refused before binding.
             StartError::Bind { ref source, .. }
                 if source.kind() == std::io::ErrorKind::InvalidInput =>
             {

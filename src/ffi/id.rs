@@ -1,7 +1,7 @@
 //! Ids, addresses and peers as plain C structs, with hex and text conversions.
 
 use core::ffi::c_char;
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use super::error::pastry_result::{self, *};
 use super::guard::write_c_str;
@@ -232,13 +232,10 @@ pub unsafe extern "C" fn pastry_addr_to_str(
     })
 }
 
-/// Whether an address is a usable destination (not unspecified, port not 0).
+/// Whether an address is unusable as a destination: an unspecified IP in any spelling
+/// (`0.0.0.0`, `::`, the IPv4-mapped `::ffff:0.0.0.0`), or port 0.
 pub(crate) fn is_unspecified(a: &SocketAddr) -> bool {
-    let ip_unspecified = match a.ip() {
-        IpAddr::V4(v4) => v4.is_unspecified(),
-        IpAddr::V6(v6) => v6.is_unspecified(),
-    };
-    ip_unspecified || a.port() == 0
+    crate::runtime::is_unspecified_ip(a.ip()) || a.port() == 0
 }
 
 #[cfg(test)]
@@ -262,6 +259,15 @@ mod tests {
         assert!(longest.len() < PASTRY_ADDR_STR_BUF);
         assert!(is_unspecified(&"0.0.0.0:5".parse().unwrap()));
         assert!(is_unspecified(&"1.2.3.4:0".parse().unwrap()));
+        for any in [
+            "[::]:5",
+            "[::ffff:0.0.0.0]:5",
+            "[::ffff:0:0]:5",
+            "[::0.0.0.0]:5",
+        ] {
+            assert!(is_unspecified(&any.parse().unwrap()), "{any}");
+        }
+        assert!(!is_unspecified(&"[::ffff:127.0.0.1]:5".parse().unwrap()));
     }
 
     #[test]

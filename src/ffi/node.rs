@@ -90,7 +90,7 @@ pub unsafe extern "C" fn pastry_node_new(
         let rt = runtime_ref(runtime)?;
         let cfg = config_ref(config).ok_or(PASTRY_ERR_NULL_ARGUMENT)?.clone();
         let max_payload = cfg.node.max_payload;
-        if cfg.bind.ip().is_unspecified() {
+        if crate::runtime::is_unspecified_ip(cfg.bind.ip()) {
             log(PASTRY_LOG_WARN, || {
                 format!("cannot create a node bound to {}: peers cannot reach an unspecified address; bind a specific one", cfg.bind)
             });

@@ -1,6 +1,6 @@
 //! What a node needs to run on real sockets: the sans-IO [`Config`] plus a bind address.
 
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 
 use crate::id::{DigitBits, Id};
 use crate::node::Config;
@@ -29,7 +29,7 @@ use crate::time::Duration;
 pub struct NodeConfig {
     /// The UDP address to bind (port 0: an ephemeral port). It is also the address the node
     /// gives its peers, so it must be one they can reach: an unspecified address (`0.0.0.0`,
-    /// `::`) is refused by [`Runtime::add_node`](super::Runtime::add_node).
+    /// `::`, or the IPv4-mapped `::ffff:0.0.0.0`) is refused by [`Runtime::add_node`](super::Runtime::add_node).
     pub bind: SocketAddr,
     /// The node's protocol configuration.
     pub node: Config,
@@ -39,6 +39,13 @@ pub struct NodeConfig {
     /// [`RouteError::Overloaded`](crate::node::RouteError::Overloaded) instead of building a
     /// backlog. 1..=[`MAX_IN_FLIGHT_LIMIT`]; default [`DEFAULT_MAX_IN_FLIGHT`].
     pub max_in_flight: usize,
+}
+
+/// Whether `ip` is an unspecified address in any spelling: `0.0.0.0`, `::`, `::0.0.0.0` (the
+/// same as `::`) and the IPv4-mapped `::ffff:0.0.0.0`, which a dual-stack socket treats as
+/// `0.0.0.0`. Peers cannot be told such an address, so nodes refuse to be bound to one.
+pub(crate) fn is_unspecified_ip(ip: IpAddr) -> bool {
+    ip.to_canonical().is_unspecified()
 }
 
 /// The default budget of messages in flight per node ([`NodeConfig::max_in_flight`]).

@@ -71,7 +71,7 @@ use std::thread::JoinHandle;
 /// on the loop thread are counted in [`NodeStats::routes_refused`]).
 pub use crate::node::RouteError;
 pub use app::{Application, Delivery};
-pub(crate) use config::{fresh_msg_id, os_seed};
+pub(crate) use config::{fresh_msg_id, is_unspecified_ip, os_seed};
 pub use config::{NodeConfig, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_LIMIT};
 pub use error::{CallError, JoinError, StartError};
 pub use handle::{Handle, NodeStats};
@@ -117,7 +117,8 @@ impl Runtime {
     /// Start it with [`Handle::start_alone`] or [`Handle::join`].
     ///
     /// The bind address must be one peers can reach: an unspecified address (`0.0.0.0`,
-    /// `::`) is refused, since the node advertises the address it is bound to.
+    /// `::`, or the IPv4-mapped `::ffff:0.0.0.0`) is refused, since the node advertises the
+    /// address it is bound to.
     ///
     /// # Errors
     /// [`StartError::Config`] for an invalid configuration, [`StartError::Bind`] when the
@@ -130,15 +131,15 @@ impl Runtime {
         if !(1..=MAX_IN_FLIGHT_LIMIT).contains(&cfg.max_in_flight) {
             return Err(StartError::Config(crate::node::ConfigError::Limits));
         }
-        if cfg.bind.ip().is_unspecified() {
-            // The node tells its peers the address it is bound to: 0.0.0.0 / :: would send
-            // them nowhere.
+        if is_unspecified_ip(cfg.bind.ip()) {
+            // The node tells its peers the address it is bound to: 0.0.0.0 / :: (also mapped,
+            // ::ffff:0.0.0.0) would send them nowhere.
             return Err(StartError::Bind {
                 addr: cfg.bind,
                 source: io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    "an unspecified address (0.0.0.0 or ::) cannot be advertised to peers: \
-                     bind a specific address they can reach",
+                    "an unspecified address (0.0.0.0, :: or ::ffff:0.0.0.0) cannot be advertised \
+                     to peers: bind a specific address they can reach",
                 ),
             });
         }
@@ -221,7 +222,14 @@ mod tests {
     #[test]
     fn an_unspecified_bind_address_is_refused() {
         let rt = Runtime::new().unwrap();
-        for any in ["0.0.0.0:0", "[::]:0"] {
+        // Every spelling: mapped (::ffff:0.0.0.0 = ::ffff:0:0) and compatible (::0.0.0.0 = ::).
+        for any in [
+            "0.0.0.0:0",
+            "[::]:0",
+            "[::ffff:0.0.0.0]:0",
+            "[::ffff:0:0]:0",
+            "[::0.0.0.0]:0",
+        ] {
             match rt.add_node(NodeConfig::new(any.parse().unwrap()), ()) {
                 Err(StartError::Bind { source, .. }) => {
                     assert_eq!(source.kind(), io::ErrorKind::InvalidInput)

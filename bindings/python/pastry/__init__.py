@@ -20,7 +20,9 @@ shared library ``libpastry``, which ``pip install`` builds and bundles; see
 - ``on_forward(node: NodeRef, msg: ForwardMessage) -> Optional[int]`` — a message passes this
   node (its source and root included); change ``msg.key`` / ``msg.next_hop`` /
   ``msg.payload``, and return ``None`` or :data:`FORWARD_CONTINUE` to let it go on, or
-  :data:`FORWARD_DROP` to drop it.
+  :data:`FORWARD_DROP` to drop it. Any other return value (a string, a bool, another number)
+  is an error in the upcall: it is reported like an exception raised there (a
+  ``TypeError``; see below) and the message is dropped.
 - ``on_update(node: NodeRef, peer: Peer, joined: bool) -> None`` — ``peer`` joined or left
   this node's leaf set.
 - ``on_undeliverable(node: NodeRef, key: Id, msg_id: int, reason: UndeliverableReason)
@@ -40,8 +42,16 @@ interpreter exit are closed by an ``atexit`` hook (nodes first); one collected o
 runtime's thread (inside an upcall) is shut down at once and freed by the next call into the
 package from another thread, or at exit.
 
+``Node.shutdown`` / ``Node.abort`` (and ``shutdown_async``) called inside an upcall (on
+the runtime's thread) do not wait, as the C calls do not: the leave or abort is queued, runs
+after the upcall returns, and the call returns at once (``Node.callbacks_released`` tells
+when the node is done). ``close`` is refused there (:class:`InCallbackError`). On a closed
+:class:`Runtime`, ``Node(...)`` raises :class:`StoppedError` (``PASTRY_ERR_STOPPED``); on a
+closed node, calls raise :class:`NodeClosedError`. Counts and ranks (``num``, ``max_rank``,
+``rank``) must not be negative (:class:`InvalidArgumentError`, a ``ValueError``).
+
 **Blocking calls** (``join``, ``wait_joined``, ``shutdown``, ``abort``, ``close``) wait in
-slices of at most 50 ms, so Ctrl-C interrupts them promptly; each has an ``async`` twin
+slices of at most 50 ms (not inside an upcall: see above), so Ctrl-C interrupts them promptly; each has an ``async`` twin
 (``join_async``, ``wait_joined_async``, ``shutdown_async``) and nodes and runtimes support
 ``async with``.
 """

@@ -45,7 +45,7 @@ from ._values import (
     _peer,
     _peer_raw,
 )
-from .errors import InvalidConfigError, NodeClosedError, PastryError
+from .errors import InvalidArgumentError, InvalidConfigError, NodeClosedError, PastryError
 
 # ---- objects ----
 
@@ -76,8 +76,9 @@ class Config:
         return self
 
     def bind(self, addr: str) -> "Config":
-        """The UDP address to bind (``"127.0.0.1:0"``: any free port). Runtime nodes refuse
-        ``0.0.0.0`` / ``::``: peers are told this address."""
+        """The UDP address to bind (``"127.0.0.1:0"``: any free port). ``Node`` and
+        ``DrivenNode`` refuse an unspecified address (``0.0.0.0``, ``::``,
+        ``[::ffff:0.0.0.0]``) with :class:`BadAddressError`: peers are told this address."""
         if not isinstance(addr, str):
             raise TypeError("an address is text, not %s" % type(addr).__name__)
         _check(
@@ -158,6 +159,17 @@ def _int_in(v: object, hi: int, what: str) -> int:
         raise InvalidConfigError(
             Result.ERR_INVALID_CONFIG, "out of range 0..%d" % hi, what, repr(v)
         )
+    return v
+
+
+def _count(v: object, name: str, hi: int = (1 << 32) - 1) -> int:
+    """A count or rank argument: an int in 0..hi, else :class:`InvalidArgumentError` (a
+    ``ValueError``) showing the value (``TypeError`` for a non-int)."""
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError("%s must be an int, not %s" % (name, type(v).__name__))
+    if not 0 <= v <= hi:
+        what = "must not be negative" if v < 0 else "out of range 0..%d" % hi
+        raise InvalidArgumentError(Result.ERR_INVALID_ARGUMENT, "%s %s" % (name, what), "", repr(v))
     return v
 
 
@@ -281,26 +293,36 @@ class NodeRef:
         self._call(fn, *args, out, byref(count))
         return [_peer(out[i]) for i in range(count.value)]
 
+    # Counts and ranks are checked alike: a negative one (or one past uint32) raises
+    # InvalidArgumentError, a ValueError showing the value; a non-int raises TypeError.
+
     def local_lookup(self, key: IdLike, num: int = 8, safe: bool = False) -> List[Peer]:
-        """Up to ``num`` next-hop candidates toward ``key`` (empty at the key's root)."""
+        """Up to ``num`` next-hop candidates toward ``key`` (empty at the key's root).
+        A negative ``num`` raises :class:`InvalidArgumentError` (a ``ValueError``)."""
+        num = _count(num, "num")
         return self._peers("pastry_node_local_lookup", num, byref(Id(key)._raw()), bool(safe))
 
     def neighbor_set(self, num: int = 64) -> List[Peer]:
-        """Up to ``num`` leaf-set members, nearest first."""
-        return self._peers("pastry_node_neighbor_set", num)
+        """Up to ``num`` leaf-set members, nearest first. A negative ``num`` raises
+        :class:`InvalidArgumentError` (a ``ValueError``)."""
+        return self._peers("pastry_node_neighbor_set", _count(num, "num"))
 
     def replica_set(self, key: IdLike, max_rank: int = 3) -> List[Peer]:
         """The nodes that would become root of ``key``, closest first (at most
-        ``max_rank + 1``)."""
+        ``max_rank + 1``). A negative ``max_rank`` raises :class:`InvalidArgumentError` (a
+        ``ValueError``)."""
+        max_rank = _count(max_rank, "max_rank")
         return self._peers(
-            "pastry_node_replica_set", max_rank + 1, byref(Id(key)._raw()), _u32(max_rank)
+            "pastry_node_replica_set", max_rank + 1, byref(Id(key)._raw()), max_rank
         )
 
     def range(self, node_id: IdLike, rank: int = 0) -> Optional[Tuple[Id, Id]]:
-        """``(lo, hi)`` Ids of the keys ``node_id`` is an r-root for, or None if unknown."""
+        """``(lo, hi)`` Ids of the keys ``node_id`` is an r-root for, or None if unknown.
+        A negative ``rank`` raises :class:`InvalidArgumentError` (a ``ValueError``)."""
         lo, hi = N.pastry_id(), N.pastry_id()
+        rank = _count(rank, "rank")
         rc = self._native.call(
-            "pastry_node_range", byref(Id(node_id)._raw()), _u32(rank), byref(lo), byref(hi)
+            "pastry_node_range", byref(Id(node_id)._raw()), rank, byref(lo), byref(hi)
         )
         if rc == Result.NONE:
             return None
@@ -351,7 +373,9 @@ OnError = Callable[[BaseException], Any]
 
 
 class Node(NodeRef):
-    """A node run by a :class:`Runtime`, bound to its UDP socket at once.
+    """A node run by a :class:`Runtime`, bound to its UDP socket at once. On a closed
+    runtime it raises :class:`StoppedError` (a ``RuntimeError``), as ``pastry_node_new``
+    returns ``PASTRY_ERR_STOPPED``.
 
     ``with Node(...) as n:`` (or ``async with``) leaves gracefully and frees the node at the
     end of the block. See the module docs for the upcalls' signatures and rules.
@@ -374,7 +398,14 @@ class Node(NodeRef):
         handlers = _Handlers(on_deliver, on_forward, on_update, on_undeliverable, on_error)
         cb = _callbacks(handlers)
         p = POINTER(N.pastry_node)()
-        rt = runtime._native.enter()
+        try:
+            rt = runtime._native.enter()
+        except NodeClosedError:
+            rt = None
+        if rt is None:
+            # A closed runtime is a stopped one, as pastry_node_new says (PASTRY_ERR_STOPPED);
+            # NodeClosedError is for a closed node.
+            _raise(Result.ERR_STOPPED, "pastry_node_new", "the runtime is closed")
         try:
             # On failure the library has already called drop (which unregistered the handlers).
             _check(lib().pastry_node_new(rt, cfg._p, byref(cb), byref(p)), "pastry_node_new")
@@ -428,14 +459,24 @@ class Node(NodeRef):
         """Leaves the overlay gracefully (tells the leaf set, flushes, closes the socket),
         waiting up to ``timeout`` seconds in slices (Ctrl-C is seen between them). Raises
         :class:`JoinTimeoutError` if the leave is still going on then, :class:`StoppedError`
-        if the node had stopped already."""
+        if the node had stopped already.
+
+        From inside an upcall (on the runtime's thread, of this node or another) it does not
+        wait, as ``pastry_node_shutdown`` does not: the leave is queued, runs after the
+        upcall returns, and this returns at once (``timeout`` is unused);
+        :attr:`callbacks_released` tells when the leave is done."""
         self._begin_shutdown()
+        if _in_upcall():
+            return  # the loop runs the leave once this upcall returns: waiting would hang it
         if not self._wait_released(timeout):
             _raise(Result.ERR_TIMEOUT, "pastry_node_shutdown", "after %.3g s" % timeout)
 
     async def shutdown_async(self, timeout: float = 5.0) -> None:
-        """:meth:`shutdown` without blocking the event loop."""
+        """:meth:`shutdown` without blocking the event loop (from inside an upcall, it
+        only queues the leave, as :meth:`shutdown` does)."""
         self._begin_shutdown()
+        if _in_upcall():
+            return
         deadline = time.monotonic() + timeout
         while not self._handlers.dropped.is_set():
             if time.monotonic() >= deadline:
@@ -457,10 +498,16 @@ class Node(NodeRef):
     def abort(self, timeout: float = 5.0) -> None:
         """Stops the node abruptly, as if its host crashed: no goodbye (its leaf set finds
         out by failure detection), queued messages dropped, socket closed. Waits up to
-        ``timeout`` seconds. Raises :class:`StoppedError` if it had stopped already."""
+        ``timeout`` seconds. Raises :class:`StoppedError` if it had stopped already.
+
+        From inside an upcall (on the runtime's thread) it does not wait, as
+        ``pastry_node_abort`` does not: the abort is queued, done after the upcall returns,
+        and this returns at once (``timeout`` is unused)."""
         rc = self._native.call("pastry_node_abort", 0)
         if rc not in (Result.OK, Result.ERR_TIMEOUT):
             _raise(rc, "pastry_node_abort")
+        if _in_upcall():
+            return  # the loop aborts the node once this upcall returns
         if not self._wait_released(timeout):
             _raise(Result.ERR_TIMEOUT, "pastry_node_abort", "after %.3g s" % timeout)
 

@@ -141,11 +141,25 @@ def _tr_forward(ud: Optional[int], node: Any, msg: Any) -> int:
         return FORWARD_CONTINUE
     with _UpcallScope():
         try:
-            r = f(_node_ref(node), ForwardMessage(msg))
-            return FORWARD_CONTINUE if r is None or r == FORWARD_CONTINUE else FORWARD_DROP
+            return _forward_verdict(f(_node_ref(node), ForwardMessage(msg)))
         except BaseException:
             _report(h, "forward")
             return FORWARD_DROP
+
+
+def _forward_verdict(r: object) -> int:
+    """What ``on_forward`` returned, as the library's verdict: None or FORWARD_CONTINUE goes
+    on, FORWARD_DROP drops. Anything else (a string, a bool, another number) is a bug in the
+    upcall: it raises TypeError here, which is reported like an exception raised by the upcall
+    (counted, printed, passed to ``on_error``), and the message is dropped."""
+    if r is None:
+        return FORWARD_CONTINUE
+    if isinstance(r, int) and not isinstance(r, bool) and r in (FORWARD_CONTINUE, FORWARD_DROP):
+        return int(r)
+    raise TypeError(
+        "on_forward returned %r: return None, FORWARD_CONTINUE or FORWARD_DROP "
+        "(the message is dropped)" % (r,)
+    )
 
 
 def _tr_update(ud: Optional[int], node: Any, peer: Any, joined: bool) -> None:

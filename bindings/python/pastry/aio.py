@@ -46,7 +46,8 @@ class DeliveryQueue:
     delivery that does not fit (``maxsize`` reached) or arrives after the loop has closed is
     counted in :attr:`dropped`, and with ``overflow="raise"`` (the default) the next
     :meth:`get` raises :class:`DeliveryQueueOverflow` once, saying how many were dropped;
-    ``overflow="count"`` only counts. Deliveries are at least once (see :mod:`pastry`)."""
+    ``overflow="count"`` only counts. ``maxsize`` 0 (the default) is unbounded; a negative one
+    raises ``ValueError``. Deliveries are at least once (see :mod:`pastry`)."""
 
     def __init__(
         self,
@@ -54,6 +55,10 @@ class DeliveryQueue:
         maxsize: int = 0,
         overflow: str = "raise",
     ) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
+            raise TypeError("maxsize must be an int, not %s" % type(maxsize).__name__)
+        if maxsize < 0:  # asyncio.Queue would take it as unbounded
+            raise ValueError("maxsize must not be negative (0: unbounded): %r" % (maxsize,))
         if overflow not in ("raise", "count"):
             raise ValueError("overflow is 'raise' or 'count', not %r" % (overflow,))
         self._loop = loop if loop is not None else asyncio.get_running_loop()

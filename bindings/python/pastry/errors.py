@@ -80,7 +80,7 @@ class BadHexError(PastryError, ValueError):
 
 class BadAddressError(PastryError, ValueError):
     """Not a socket address (``1.2.3.4:5`` or ``[::1]:5``), or an address peers cannot reach
-    (``0.0.0.0``)."""
+    (``0.0.0.0``, ``::``, ``[::ffff:0.0.0.0]``)."""
 
 
 class InvalidArgumentError(PastryError, ValueError):
