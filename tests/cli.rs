@@ -388,6 +388,41 @@ fn sim_json_and_svg_with_duration_units() {
 }
 
 #[test]
+fn churn_sweep_prints_json_lines_and_draws_its_plot() {
+    let dir = temp_dir("sweep");
+    let svg = dir.join("sweep.svg");
+    let out = run_ok(&[
+        "sweep",
+        "--nodes",
+        "40",
+        "--lookups",
+        "200",
+        "--sessions",
+        "1.4m,15m",
+        "--json",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    json_tool(&out, true);
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // No churn, then two sessions crash-only and two half graceful.
+    assert_eq!(rows.len(), 5, "{out}");
+    assert!(rows[0]["median_session_s"].is_null());
+    assert_eq!(rows[1]["median_session_s"], 84.0);
+    for r in &rows {
+        assert_eq!(r["wrong_root"], 0, "{r}");
+    }
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("median session") && svg.contains("half graceful")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn report_json_with_nan_and_infinity_is_valid() {
     use pastry::sim::{Report, Summary};
     let r = Report {
