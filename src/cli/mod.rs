@@ -47,6 +47,14 @@ enum Command {
 /// A failure of a subcommand after its arguments were accepted (exit code 1).
 pub(crate) type Failure = String;
 
+/// Writes `text` to stdout. A reader that went away (`pastry sim | head`) ends the output
+/// quietly instead of panicking as `print!` does.
+pub(crate) fn out(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());
+}
+
 /// Parses the command line and runs the subcommand. Exit codes: 0 success, 1 a failure of the
 /// run, 2 a usage error (clap's convention).
 pub(crate) fn run() -> ExitCode {

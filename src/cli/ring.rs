@@ -417,7 +417,7 @@ fn report(o: &RingArgs, out: &Outcome) -> Result<(), Failure> {
             rss_bytes_per_node: per_node,
         };
         let line = serde_json::to_string(&j).map_err(|e| e.to_string())?;
-        println!("{line}");
+        super::out(&format!("{line}\n"));
         return Ok(());
     }
     let hist: Vec<String> = out
@@ -426,32 +426,41 @@ fn report(o: &RingArgs, out: &Outcome) -> Result<(), Failure> {
         .enumerate()
         .map(|(h, c)| format!("{h}: {c}"))
         .collect();
-    println!(
+    use core::fmt::Write as _;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
         "pastry ring: {} nodes on 127.0.0.1, {} runtime thread(s)",
         o.nodes, o.threads
     );
-    println!(
+    let _ = writeln!(
+        text,
         "  join        {:.2} s (leaf sets settled {:.2} s later)",
         out.join_s, out.settle_s
     );
-    println!(
+    let _ = writeln!(
+        text,
         "  messages    {} routed, {} delivered, {} at the oracle root, {} duplicates",
         o.messages, out.delivered, out.correct, out.duplicates
     );
-    println!(
+    let _ = writeln!(
+        text,
         "  hops        mean {mean_hops:.3} (log16 N = {:.3}); {}",
         n.log(16.0),
         hist.join("  ")
     );
-    println!(
+    let _ = writeln!(
+        text,
         "  latency     p50 {p50} µs, p99 {p99} µs (at most {} in flight)",
         o.window
     );
-    println!("  throughput  {rate:.0} messages/s");
-    println!(
+    let _ = writeln!(text, "  throughput  {rate:.0} messages/s");
+    let _ = writeln!(
+        text,
         "  memory      peak RSS {:.1} MiB, {:.1} KiB per node",
         rss as f64 / (1 << 20) as f64,
         per_node as f64 / 1024.0
     );
+    super::out(&text);
     Ok(())
 }

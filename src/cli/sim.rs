@@ -150,13 +150,13 @@ pub(crate) fn main(a: &SimArgs) -> Result<(), Failure> {
         super::figures::routes(path, &title, hops, (nodes as f64).log(16.0), &cdf)?;
     }
     if a.json {
-        println!("{}", report.json(&summary));
+        super::out(&format!("{}\n", report.json(&summary)));
     } else {
-        print!("{}", report.human(&summary));
-        println!(
-            "  process      peak RSS {:.1} MiB",
+        super::out(&format!(
+            "{}  process      peak RSS {:.1} MiB\n",
+            report.human(&summary),
             rss as f64 / (1 << 20) as f64
-        );
+        ));
     }
     Ok(())
 }

@@ -148,11 +148,14 @@ pub(crate) fn main(a: &SweepArgs) -> Result<(), Failure> {
         .flatten()
         .collect();
     if a.json {
+        let mut text = String::new();
         for r in &rows {
-            println!("{}", serde_json::to_string(r).map_err(|e| e.to_string())?);
+            text += &serde_json::to_string(r).map_err(|e| e.to_string())?;
+            text.push('\n');
         }
+        super::out(&text);
     } else {
-        print!("{}", table(a.nodes, &rows));
+        super::out(&table(a.nodes, &rows));
     }
     if let Some(path) = &a.svg {
         figure(a.nodes, &rows)
