@@ -18,9 +18,15 @@ use crate::util::FxHashMap;
 use crate::wire::{Message, RowEntries};
 
 /// Leaves per side checked every probe period; farther ones every `FAR_FACTOR` periods.
-const NEAR_LEAVES: usize = 2;
-/// How many probe periods a far leaf may stay silent before it is pinged.
+const NEAR_LEAVES: usize = 1;
+/// How many probe periods a far leaf may stay silent before it is pinged while the leaf set
+/// changes; `FAR_FACTOR_QUIET` once it has not changed for `QUIET_TICKS` ticks (a dead far leaf
+/// is then mostly found by its own neighbours, whose `Failed` notice reaches us at once).
 const FAR_FACTOR: u64 = 3;
+/// See [`FAR_FACTOR`].
+const FAR_FACTOR_QUIET: u64 = 6;
+/// Ticks without a leaf-set change after which maintenance slows down.
+const QUIET_TICKS: u32 = 6;
 
 /// Unknown nodes of a received routing-table row measured for proximity (beyond empty cells).
 const PNS_PER_ROW: usize = 1;
@@ -91,6 +97,9 @@ pub(super) struct Probe {
     heard: bool,
     /// It had that one more round already.
     rearmed: bool,
+    /// Started on someone's `Failed` report: if it fails, the reporter has told the leaf set
+    /// already, so we do not tell it again.
+    pub(super) on_report: bool,
     deadline: Instant,
     /// A leaf-set request of the target's to answer once the probe is answered.
     deferred: Option<Box<Deferred>>,
@@ -103,6 +112,11 @@ pub(super) struct MaintState {
     pub(super) rt_tick_at: Instant,
     /// The leaf set changed since the last exchange.
     pub(super) leaf_changed: bool,
+    /// Counts leaf-set changes.
+    pub(super) leaf_version: u64,
+    /// `leaf_version` at the last tick, and the ticks since it last moved.
+    seen_version: u64,
+    quiet_ticks: u32,
     ticks: u32,
     /// Current exchange interval in ticks (self-tuning).
     exchange_every: u32,
@@ -195,6 +209,7 @@ impl Node {
                 started: now,
                 heard: false,
                 rearmed: false,
+                on_report: false,
                 deadline,
                 deferred: None,
             },
@@ -261,7 +276,7 @@ impl Node {
             return;
         }
         if p.attempts > p.retries {
-            let started = p.started;
+            let (started, on_report) = (p.started, p.on_report);
             self.maint.probes.remove(&id);
             // Heard from it meanwhile (say, its own challenge pings): alive, though this
             // exchange lost its datagrams. Not a failure; maintenance will ask again.
@@ -269,7 +284,7 @@ impl Node {
             if alive {
                 self.join_check_complete(now);
             } else if self.knows(id) {
-                self.peer_failed(now, id);
+                self.peer_failed(now, id, !on_report);
             } else {
                 // A candidate that never answered: keep stale lists from offering it again for
                 // a little while (briefly: on a lossy path it may well be alive; it may also
@@ -567,7 +582,18 @@ impl Node {
         // The two nearest leaves each side are checked every period, the others every
         // `FAR_FACTOR` periods: a far leaf that dies is also found by the hop acknowledgements
         // of any message routed to it, and by its own neighbours' repair.
-        let far_period = period.saturating_mul(FAR_FACTOR);
+        if self.maint.seen_version == self.maint.leaf_version {
+            self.maint.quiet_ticks = self.maint.quiet_ticks.saturating_add(1);
+        } else {
+            self.maint.seen_version = self.maint.leaf_version;
+            self.maint.quiet_ticks = 0;
+        }
+        let far = if self.maint.quiet_ticks >= QUIET_TICKS {
+            FAR_FACTOR_QUIET
+        } else {
+            FAR_FACTOR
+        };
+        let far_period = period.saturating_mul(far);
         let (cw, ccw) = (self.leaf.cw_side(), self.leaf.ccw_side());
         let mut quiet: smallvec::SmallVec<[NodeHandle; 16]> = smallvec::SmallVec::new();
         for side in [cw, ccw] {

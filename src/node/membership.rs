@@ -153,6 +153,9 @@ impl Node {
         if !self.maint.probes.contains_key(&node.id) {
             self.stats.unproven_reports += 1;
             self.probe(now, node, ProbeKind::Ping, true);
+            if let Some(p) = self.maint.probes.get_mut(&node.id) {
+                p.on_report = true;
+            }
         }
     }
 

@@ -602,6 +602,8 @@ impl Node {
             if self.leaf.insert(h) {
                 self.events.push_back(Event::NeighborJoined(h));
                 self.maint.leaf_changed = true;
+                self.maint.leaf_version += 1;
+                self.maint.leaf_version += 1;
                 kept = true;
                 // Members pushed out by the newcomer have left this leaf set.
                 for old in before {
@@ -680,14 +682,15 @@ impl Node {
             .min(self.cfg.rto_max)
     }
 
-    /// Declares `id` failed: removes it everywhere, remembers it, repairs, reroutes its messages.
-    fn peer_failed(&mut self, now: Instant, id: Id) {
+    /// Declares `id` failed: removes it everywhere, remembers it, repairs, reroutes its messages;
+    /// with `notify`, a leaf's failure is announced to the leaf set (`Failed`).
+    fn peer_failed(&mut self, now: Instant, id: Id, notify: bool) {
         self.stats.failures_detected += 1;
         let leaf = self.leaf.find(id).copied();
         self.tombstone(now, id, self.cfg.tombstone_ttl);
         self.remove_peer(now, id);
         self.routing_reroute_all(now, id);
-        if let Some(dead) = leaf {
+        if let Some(dead) = leaf.filter(|_| notify) {
             self.tell_leaf_set_failed(dead);
         }
     }
@@ -700,6 +703,7 @@ impl Node {
                 self.events.push_back(Event::NeighborLeft(h));
             }
             self.maint.leaf_changed = true;
+            self.maint.leaf_version += 1;
             self.repair_leaf_set(now, id);
         }
         if let Some((row, _col)) = self.rt.remove(id) {

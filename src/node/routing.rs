@@ -584,7 +584,7 @@ impl Node {
         }
         let (dst, attempts) = (p.dst, p.attempts);
         if attempts > self.cfg.max_retries {
-            self.peer_failed(now, dst.id);
+            self.peer_failed(now, dst.id, true);
             return;
         }
         if attempts >= SUSPECT_AFTER {
