@@ -241,8 +241,8 @@ fn baseline(rows: &[Row], f: &Metric<'_>) -> Vec<(f64, f64)> {
         .unwrap_or_default()
 }
 
-/// Delivery, latency and maintenance against median session time (minutes), a series per
-/// departure mix; the no-churn figures as flat reference lines.
+/// Lookups not delivered (per 10,000), latency and maintenance against median session time
+/// (minutes), a series per departure mix; the no-churn figures as flat reference lines.
 fn figure(nodes: usize, rows: &[Row]) -> Figure {
     Figure {
         width: 1500,
@@ -250,9 +250,9 @@ fn figure(nodes: usize, rows: &[Row]) -> Figure {
         panels: vec![
             chart(
                 rows,
-                &format!("delivered ({nodes} nodes)"),
-                "% of lookups whose source outlived them",
-                &[("", &|r: &Row| r.delivered_pct)],
+                &format!("not delivered ({nodes} nodes)"),
+                "per 10,000 lookups whose source outlived them",
+                &[("", &|r: &Row| (100.0 - r.delivered_pct) * 100.0)],
             ),
             chart(
                 rows,
