@@ -62,6 +62,19 @@ use crate::wire::{self, Message, MessageType};
 use membership::Learned;
 use timers::{Timer, Timers};
 
+/// TCP's smoothed RTT estimator (RFC 6298): folds the sample `rtt` (µs) into `srtt` and
+/// `rttvar`; the first sample (while `srtt` is [`UNMEASURED`]) sets both.
+fn smooth_rtt(srtt: &mut u32, rttvar: &mut u32, rtt: u32) {
+    if *srtt == UNMEASURED {
+        *srtt = rtt;
+        *rttvar = rtt / 2;
+    } else {
+        let err = srtt.abs_diff(rtt);
+        *rttvar = (3 * u64::from(*rttvar) / 4 + u64::from(err) / 4) as u32;
+        *srtt = (7 * u64::from(*srtt) / 8 + u64::from(rtt) / 8) as u32;
+    }
+}
+
 /// Spare send buffers kept for reuse (each holds up to one frame).
 const POOL_CAP: usize = 4;
 
@@ -654,18 +667,10 @@ impl Node {
         }
     }
 
-    /// The RTT sample `rtt` from `id` (µs): TCP's smoothed estimator.
+    /// The RTT sample `rtt` from `id` (µs).
     fn rtt_sample(&mut self, id: Id, rtt: u32) {
-        let Some(p) = self.peers.get_mut(&id) else {
-            return;
-        };
-        if p.srtt == UNMEASURED {
-            p.srtt = rtt;
-            p.rttvar = rtt / 2;
-        } else {
-            let err = p.srtt.abs_diff(rtt);
-            p.rttvar = (3 * u64::from(p.rttvar) / 4 + u64::from(err) / 4) as u32;
-            p.srtt = (7 * u64::from(p.srtt) / 8 + u64::from(rtt) / 8) as u32;
+        if let Some(p) = self.peers.get_mut(&id) {
+            smooth_rtt(&mut p.srtt, &mut p.rttvar, rtt);
         }
     }
 

@@ -165,14 +165,7 @@ impl RoutingState {
 
     /// An end-to-end RTT sample, µs (TCP's estimator).
     fn e2e_sample(&mut self, rtt: u32) {
-        if self.e2e_srtt == UNMEASURED {
-            self.e2e_srtt = rtt;
-            self.e2e_rttvar = rtt / 2;
-        } else {
-            let err = self.e2e_srtt.abs_diff(rtt);
-            self.e2e_rttvar = (3 * u64::from(self.e2e_rttvar) / 4 + u64::from(err) / 4) as u32;
-            self.e2e_srtt = (7 * u64::from(self.e2e_srtt) / 8 + u64::from(rtt) / 8) as u32;
-        }
+        super::smooth_rtt(&mut self.e2e_srtt, &mut self.e2e_rttvar, rtt);
     }
 
     /// The end-to-end timeout of a first attempt: from the measured RTTs once there are any
