@@ -17,27 +17,12 @@ import time
 import unittest
 
 import pastry
+from _helpers import WAIT, started, wait_until
 from pastry import Id
 from pastry.aio import DeliveryQueue, DeliveryQueueOverflow
 
-WAIT = 30.0
 
 
-def wait_until(cond, what, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.005)
-
-
-def started(rt, **kw):
-    """A node on ``rt`` that is the whole overlay."""
-    cfg = kw.pop("config", None)
-    n = pastry.Node(rt, cfg, **kw)
-    n.start()
-    n.wait_joined(WAIT)
-    return n
 
 
 def run_script(body, timeout=60):

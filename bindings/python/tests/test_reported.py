@@ -15,26 +15,12 @@ import time
 import unittest
 
 import pastry
+from _helpers import WAIT, started, wait_until
 from pastry import Id
 from pastry.aio import DeliveryQueue
 
-WAIT = 30.0
 
 
-def wait_until(cond, what, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.005)
-
-
-def started(rt, **kw):
-    cfg = kw.pop("config", None)
-    n = pastry.Node(rt, cfg, **kw)
-    n.start()
-    n.wait_joined(WAIT)
-    return n
 
 
 class StopInsideAnUpcall(unittest.TestCase):
