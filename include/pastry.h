@@ -83,6 +83,16 @@
 #define PASTRY_DEFAULT_MAX_IN_FLIGHT 1024
 
 /**
+ * The default byte budget of a node (`pastry_config_set_max_buffer_bytes`): 8 MiB.
+ */
+#define PASTRY_DEFAULT_MAX_BUFFER_BYTES ((8 * 1024) * 1024)
+
+/**
+ * The smallest byte budget `pastry_config_set_max_buffer_bytes` accepts: 256 KiB.
+ */
+#define PASTRY_MIN_BUFFER_BYTES (256 * 1024)
+
+/**
  * The largest budget of messages in flight `pastry_config_set_max_in_flight` accepts.
  */
 #define PASTRY_MAX_IN_FLIGHT_LIMIT 65536
@@ -137,7 +147,8 @@
 #define PASTRY_UNDELIVERABLE_LOST 4
 
 /**
- * An application's `forward` upcall on the way dropped it (this node's own included).
+ * An application's `forward` upcall on the way dropped it (this node's own included), or its
+ * payload exceeded the `max_payload` of a node it reached.
  */
 #define PASTRY_UNDELIVERABLE_DROPPED 5
 
@@ -751,6 +762,44 @@ typedef struct pastry_stats {
      * Approximate heap bytes the node holds.
      */
     uint64_t heap_bytes;
+    /**
+     * Replies not sent to an address that has not proved itself, because they would have
+     * exceeded 3 times its bytes (or its datagrams) in: anti-amplification.
+     */
+    uint64_t amplification_drops;
+    /**
+     * Requests dropped because their source address exceeded its rate.
+     */
+    uint64_t rate_limited;
+    /**
+     * Address validations started (a small ping before a large answer such as a join reply).
+     */
+    uint64_t validations;
+    /**
+     * Requests dropped waiting for an address validation (no room for another).
+     */
+    uint64_t validation_drops;
+    /**
+     * Probes not sent: probe budget spent, a probe to that address already out, or the address
+     * stayed silent recently.
+     */
+    uint64_t probe_drops;
+    /**
+     * Routed messages dropped on arrival for breaking a limit (payload size, hop count).
+     */
+    uint64_t limit_drops;
+    /**
+     * Replies that answered no request of this node's.
+     */
+    uint64_t unsolicited;
+    /**
+     * Datagrams claiming a known node's id from another address (ignored).
+     */
+    uint64_t addr_conflicts;
+    /**
+     * Reports about a node (a leave) not from its own address: checked, not believed.
+     */
+    uint64_t unproven_reports;
 } pastry_stats;
 
 /**
@@ -1028,6 +1077,20 @@ pastry_result pastry_config_set_retransmit(struct pastry_config *config,
  * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (0 or over the maximum).
  */
 pastry_result pastry_config_set_max_in_flight(struct pastry_config *config, size_t max);
+
+/**
+ * Sets the node's byte budget: routed messages it buffers (hops awaiting acknowledgement, its
+ * own messages awaiting the root's, messages held while joining; each counted as its payload
+ * plus about 160 bytes) and datagrams queued for sending, together. At least
+ * `PASTRY_MIN_BUFFER_BYTES` (default `PASTRY_DEFAULT_MAX_BUFFER_BYTES`, 8 MiB). When it is
+ * spent, `pastry_route` returns `PASTRY_ERR_OVERLOADED`, messages passing through are dropped
+ * and reported to their source (`PASTRY_UNDELIVERABLE_OVERLOAD`), and datagrams are dropped
+ * and counted (`outbox_drops`), so no flood grows a node's memory past it.
+ *
+ * # Errors
+ * `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (below the minimum).
+ */
+pastry_result pastry_config_set_max_buffer_bytes(struct pastry_config *config, size_t bytes);
 
 /**
  * Starts a runtime (spawns its event-loop thread) and stores it in `*out`. Release it with

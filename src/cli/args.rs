@@ -61,6 +61,25 @@ pub(crate) fn id(s: &str) -> Result<Id, String> {
         .map_err(|e| format!("{e} (expected 32 hex digits)"))
 }
 
+/// A size in bytes: a whole number with an optional unit (`B`, `KiB`, `MiB`, `GiB`; `k`, `M`,
+/// `G` are taken as the binary units too): `8MiB`, `512k`, `1048576`.
+pub(crate) fn bytes(s: &str) -> Result<usize, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (expected e.g. 8MiB, 512KiB, 1048576)"))?;
+    let mul: usize = match unit.trim() {
+        "" | "B" => 1,
+        "k" | "K" | "KiB" | "kB" => 1 << 10,
+        "M" | "MiB" | "MB" => 1 << 20,
+        "G" | "GiB" | "GB" => 1 << 30,
+        other => return Err(format!("unknown size unit `{other}` (B, KiB, MiB, GiB)")),
+    };
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
 /// The digit width `b`: 1, 2 or 4.
 pub(crate) fn digit_bits(s: &str) -> Result<DigitBits, String> {
     s.parse::<u8>()
@@ -122,6 +141,12 @@ mod tests {
         assert!(probability("1").is_ok() && probability("1.1").is_err());
         assert!(fraction_below_one("0.5").is_ok() && fraction_below_one("1").is_err());
         assert!(positive("0").is_err() && positive("0.1").is_ok());
+        assert_eq!(bytes("8MiB"), Ok(8 << 20));
+        assert_eq!(bytes("512k"), Ok(512 << 10));
+        assert_eq!(bytes("1048576"), Ok(1 << 20));
+        for bad in ["", "MiB", "8 XB", "-1", "99999999999999999999G"] {
+            assert!(bytes(bad).is_err(), "{bad}");
+        }
         assert!(id("00112233445566778899aabbccddeeff").is_ok() && id("zz").is_err());
     }
 }

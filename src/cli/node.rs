@@ -87,6 +87,11 @@ pub(crate) struct NodeArgs {
     /// to 60 s, jittered); default: retry as long as the process runs.
     #[arg(long = "join-retries", value_name = "N")]
     join_retries: Option<u32>,
+    /// The node's byte budget for buffered messages and queued datagrams (at least 256KiB):
+    /// beyond it routes are refused and traffic passing through is dropped, so no flood grows
+    /// the node's memory past it.
+    #[arg(long = "max-buffer", value_name = "BYTES", default_value = "8MiB", value_parser = args::bytes)]
+    max_buffer: usize,
     /// Output JSON lines instead of the text protocol.
     #[arg(long)]
     json: bool,
@@ -301,6 +306,7 @@ fn config(a: &NodeArgs) -> NodeConfig {
     cfg.node.rt_maintenance_period = d(a.rt);
     cfg.node.join_timeout = d(a.join_timeout);
     cfg.node.join_attempts = a.join_attempts;
+    cfg.node.max_buffer_bytes = a.max_buffer;
     cfg
 }
 
@@ -655,6 +661,60 @@ fn collect(h: &Handle, out: &Out) -> Result<Vec<Metric>, String> {
             "Datagrams dropped from a full outbox.",
             Counter,
             n.outbox_drops,
+        ),
+        m(
+            "amplification_drops",
+            "Replies withheld from unvalidated addresses (3x anti-amplification rule).",
+            Counter,
+            n.amplification_drops,
+        ),
+        m(
+            "rate_limited",
+            "Requests dropped by per-source rate limits.",
+            Counter,
+            n.rate_limited,
+        ),
+        m(
+            "validations",
+            "Address validations started.",
+            Counter,
+            n.validations,
+        ),
+        m(
+            "validation_drops",
+            "Requests dropped waiting for an address validation.",
+            Counter,
+            n.validation_drops,
+        ),
+        m(
+            "probe_drops",
+            "Probes not sent (budget, address busy or silent).",
+            Counter,
+            n.probe_drops,
+        ),
+        m(
+            "limit_drops",
+            "Routed messages dropped for payload or hop limits.",
+            Counter,
+            n.limit_drops,
+        ),
+        m(
+            "unsolicited",
+            "Replies that answered no request of ours.",
+            Counter,
+            n.unsolicited,
+        ),
+        m(
+            "addr_conflicts",
+            "Datagrams claiming a known id from another address.",
+            Counter,
+            n.addr_conflicts,
+        ),
+        m(
+            "unproven_reports",
+            "Reports about a node not from its own address.",
+            Counter,
+            n.unproven_reports,
         ),
         m(
             "upcall_panics",

@@ -181,7 +181,8 @@ pub const PASTRY_UNDELIVERABLE_UNREACHABLE: u32 = 3;
 /// No delivery was acknowledged after every end-to-end attempt (a node holding the message may
 /// have crashed; it may still have been delivered).
 pub const PASTRY_UNDELIVERABLE_LOST: u32 = 4;
-/// An application's `forward` upcall on the way dropped it (this node's own included).
+/// An application's `forward` upcall on the way dropped it (this node's own included), or its
+/// payload exceeded the `max_payload` of a node it reached.
 pub const PASTRY_UNDELIVERABLE_DROPPED: u32 = 5;
 
 /// Replaces the payload of the message in a `forward` call with a copy of `len` bytes at

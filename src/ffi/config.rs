@@ -25,6 +25,12 @@ pub const PASTRY_DEFAULT_MAX_PAYLOAD: usize = 16_384;
 /// (`pastry_config_set_max_in_flight`).
 pub const PASTRY_DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 
+/// The default byte budget of a node (`pastry_config_set_max_buffer_bytes`): 8 MiB.
+pub const PASTRY_DEFAULT_MAX_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
+/// The smallest byte budget `pastry_config_set_max_buffer_bytes` accepts: 256 KiB.
+pub const PASTRY_MIN_BUFFER_BYTES: usize = 256 * 1024;
+
 /// The largest budget of messages in flight `pastry_config_set_max_in_flight` accepts.
 pub const PASTRY_MAX_IN_FLIGHT_LIMIT: usize = 65_536;
 
@@ -390,6 +396,26 @@ pub unsafe extern "C" fn pastry_config_set_max_in_flight(
     })
 }
 
+/// Sets the node's byte budget: routed messages it buffers (hops awaiting acknowledgement, its
+/// own messages awaiting the root's, messages held while joining; each counted as its payload
+/// plus about 160 bytes) and datagrams queued for sending, together. At least
+/// `PASTRY_MIN_BUFFER_BYTES` (default `PASTRY_DEFAULT_MAX_BUFFER_BYTES`, 8 MiB). When it is
+/// spent, `pastry_route` returns `PASTRY_ERR_OVERLOADED`, messages passing through are dropped
+/// and reported to their source (`PASTRY_UNDELIVERABLE_OVERLOAD`), and datagrams are dropped
+/// and counted (`outbox_drops`), so no flood grows a node's memory past it.
+///
+/// # Errors
+/// `PASTRY_ERR_NULL_ARGUMENT`, `PASTRY_ERR_INVALID_CONFIG` (below the minimum).
+#[no_mangle]
+pub unsafe extern "C" fn pastry_config_set_max_buffer_bytes(
+    config: *mut pastry_config,
+    bytes: usize,
+) -> pastry_result {
+    ffi_boundary!("pastry_config_set_max_buffer_bytes", {
+        set(config, |c| c.max_buffer_bytes = bytes)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,6 +426,8 @@ mod tests {
         assert_eq!(PASTRY_MAX_PAYLOAD_LIMIT, MAX_PAYLOAD_LIMIT);
         let d = crate::node::Config::default();
         assert_eq!(PASTRY_DEFAULT_MAX_PAYLOAD, d.max_payload);
+        assert_eq!(PASTRY_DEFAULT_MAX_BUFFER_BYTES, d.max_buffer_bytes);
+        assert_eq!(PASTRY_MIN_BUFFER_BYTES, crate::node::MIN_BUFFER_BYTES);
         assert_eq!(
             PASTRY_DEFAULT_MAX_IN_FLIGHT,
             crate::runtime::DEFAULT_MAX_IN_FLIGHT
@@ -435,6 +463,18 @@ mod tests {
             assert_eq!(
                 pastry_config_set_max_payload(p, PASTRY_MAX_PAYLOAD_LIMIT + 1),
                 PASTRY_ERR_INVALID_CONFIG
+            );
+            assert_eq!(
+                pastry_config_set_max_buffer_bytes(p, PASTRY_MIN_BUFFER_BYTES - 1),
+                PASTRY_ERR_INVALID_CONFIG
+            );
+            assert_eq!(
+                pastry_config_set_max_buffer_bytes(p, PASTRY_MIN_BUFFER_BYTES),
+                PASTRY_OK
+            );
+            assert_eq!(
+                config_ref(p).unwrap().node.max_buffer_bytes,
+                PASTRY_MIN_BUFFER_BYTES
             );
             assert_eq!(
                 pastry_config_set_bind(p, c"nonsense".as_ptr()),

@@ -204,6 +204,26 @@ pub struct pastry_stats {
     pub routes_refused: u64,
     /// Approximate heap bytes the node holds.
     pub heap_bytes: u64,
+    /// Replies not sent to an address that has not proved itself, because they would have
+    /// exceeded 3 times its bytes (or its datagrams) in: anti-amplification.
+    pub amplification_drops: u64,
+    /// Requests dropped because their source address exceeded its rate.
+    pub rate_limited: u64,
+    /// Address validations started (a small ping before a large answer such as a join reply).
+    pub validations: u64,
+    /// Requests dropped waiting for an address validation (no room for another).
+    pub validation_drops: u64,
+    /// Probes not sent: probe budget spent, a probe to that address already out, or the address
+    /// stayed silent recently.
+    pub probe_drops: u64,
+    /// Routed messages dropped on arrival for breaking a limit (payload size, hop count).
+    pub limit_drops: u64,
+    /// Replies that answered no request of this node's.
+    pub unsolicited: u64,
+    /// Datagrams claiming a known node's id from another address (ignored).
+    pub addr_conflicts: u64,
+    /// Reports about a node (a leave) not from its own address: checked, not believed.
+    pub unproven_reports: u64,
 }
 
 fn node_stats(n: &Node) -> pastry_stats {
@@ -284,6 +304,15 @@ fn stats_of(s: &crate::node::Stats) -> pastry_stats {
         failures_detected: s.failures_detected,
         overload_drops: s.overload_drops,
         maintenance_msgs: s.maintenance_msgs(),
+        amplification_drops: s.amplification_drops,
+        rate_limited: s.rate_limited,
+        validations: s.validations,
+        validation_drops: s.validation_drops,
+        probe_drops: s.probe_drops,
+        limit_drops: s.limit_drops,
+        unsolicited: s.unsolicited,
+        addr_conflicts: s.addr_conflicts,
+        unproven_reports: s.unproven_reports,
         ..pastry_stats::default()
     }
 }

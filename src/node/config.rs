@@ -59,9 +59,23 @@ pub struct Config {
     pub max_probes: usize,
     /// Most datagrams queued for sending; beyond it new ones are dropped and counted.
     pub max_outbox: usize,
+    /// The node's byte budget (default [`DEFAULT_MAX_BUFFER_BYTES`], at least
+    /// [`MIN_BUFFER_BYTES`]): routed messages it buffers (hops awaiting acknowledgement, its own
+    /// messages awaiting the root's, messages held while joining; each counted as its payload
+    /// plus about 160 bytes) and datagrams queued for sending, together. Beyond it, `route`
+    /// returns `Overloaded`, messages passing through are dropped and reported to their source
+    /// (`undeliverable_reason::OVERLOAD`), and datagrams are dropped and counted.
+    pub max_buffer_bytes: usize,
     /// How long a failed node's id is remembered so stale lists do not bring it back.
     pub tombstone_ttl: Duration,
 }
+
+/// The default of [`Config::max_buffer_bytes`]: 8 MiB (512 messages of the default 16 KiB
+/// payload limit in flight through one node).
+pub const DEFAULT_MAX_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+/// The smallest [`Config::max_buffer_bytes`]: one message of the largest payload, with room
+/// for control traffic.
+pub const MIN_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Largest payload any node accepts: what fits a UDP datagram with the frame around it.
 pub const MAX_PAYLOAD_LIMIT: usize = 65_507 - 128;
@@ -92,6 +106,7 @@ impl Default for Config {
             max_pending: 8192,
             max_probes: 1024,
             max_outbox: 16 * 1024,
+            max_buffer_bytes: DEFAULT_MAX_BUFFER_BYTES,
             tombstone_ttl: Duration::from_secs(60),
         }
     }
@@ -109,7 +124,8 @@ pub enum ConfigError {
     /// A timer is zero, or `rto_min > rto_max`.
     Timers,
     /// A count limit (`max_pending`, `max_probes`, `max_outbox`, `max_hops`,
-    /// `join_attempts`, `leaf_exchange_every`) is zero, or `delivery_attempts` is not 1..=4.
+    /// `join_attempts`, `leaf_exchange_every`) is zero, `delivery_attempts` is not 1..=4, or
+    /// `max_buffer_bytes` is below [`MIN_BUFFER_BYTES`].
     Limits,
 }
 
@@ -167,6 +183,7 @@ impl Config {
             || self.join_attempts == 0
             || self.leaf_exchange_every == 0
             || !(1..=4).contains(&self.delivery_attempts)
+            || self.max_buffer_bytes < MIN_BUFFER_BYTES
         {
             return Err(ConfigError::Limits);
         }

@@ -42,6 +42,8 @@ pub(super) struct JoinState {
     next: usize,
     attempts: u32,
     join_id: u64,
+    /// The ids of this join's attempts (the latest last): replies carrying another are forged.
+    sent_ids: Vec<u64>,
     retry_at: Instant,
     root_replied: bool,
     /// The node that answered as the join's root: it must answer our probe (and so enter our
@@ -58,6 +60,8 @@ pub(super) struct JoinState {
 
 /// Most held join requests.
 const HELD_JOINS: usize = 64;
+/// Join attempts whose replies are still accepted.
+const SENT_IDS: usize = 16;
 
 impl Node {
     /// Joins the overlay through `bootstraps` (tried round robin, with backoff). Progress is
@@ -93,6 +97,10 @@ impl Node {
         let j = &mut self.join;
         j.attempts += 1;
         j.join_id = self.rng.next_u64();
+        if j.sent_ids.len() >= SENT_IDS {
+            j.sent_ids.remove(0);
+        }
+        j.sent_ids.push(j.join_id);
         let dst = match nearest {
             Some(h) if j.attempts % 2 == 0 => h.addr,
             _ => {
@@ -154,6 +162,29 @@ impl Node {
         } else {
             joiner
         };
+        // Rows and leaf sets are large, and the joiner's address is anyone's word (forged as
+        // the source at the first hop, named in the frame after it): answer, and pass the
+        // request on, only once that address has echoed a validation ping. A forged request
+        // costs its victim one small ping from one node, not a reply from every node of a path.
+        let action = super::guard::Action::Join {
+            joiner,
+            join_id,
+            hops,
+        };
+        self.validate_then(now, joiner.addr, action);
+    }
+
+    /// Answers a join request whose joiner's address is validated, and passes it on.
+    pub(super) fn answer_join_request(
+        &mut self,
+        now: Instant,
+        joiner: NodeHandle,
+        join_id: u64,
+        hops: u8,
+    ) {
+        if self.phase != Phase::Active {
+            return;
+        }
         let b = self.cfg.b;
         let l = self
             .me
@@ -252,9 +283,11 @@ impl Node {
         leaf_set: Vec<NodeHandle>,
         neighbors: Vec<NodeHandle>,
     ) {
-        // Replies to an earlier attempt are as good as replies to the latest.
-        let _ = join_id;
-        if self.phase != Phase::Joining {
+        // Replies to an earlier attempt are as good as replies to the latest; a reply to no
+        // attempt of ours (its id is a random 64-bit number only our join path has seen) is
+        // forged, and must not make us probe what it lists.
+        if self.phase != Phase::Joining || !self.join.sent_ids.contains(&join_id) {
+            self.stats.unsolicited += 1;
             return;
         }
         if flags & join_flags::ROOT != 0 {

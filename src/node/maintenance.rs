@@ -105,6 +105,65 @@ pub(super) struct Probe {
     deferred: Option<Box<Deferred>>,
 }
 
+/// The outstanding probes, one per target id, with a count per address (so a stranger's address
+/// gets one probe at a time however many ids are claimed at it).
+#[derive(Debug, Default)]
+pub(super) struct Probes {
+    by_id: FxHashMap<Id, Probe>,
+    addrs: FxHashMap<SocketAddr, u32>,
+}
+
+impl Probes {
+    pub(super) fn get(&self, id: &Id) -> Option<&Probe> {
+        self.by_id.get(id)
+    }
+    /// The probe of `id`, to update its progress (never its target).
+    pub(super) fn get_mut(&mut self, id: &Id) -> Option<&mut Probe> {
+        self.by_id.get_mut(id)
+    }
+    pub(super) fn contains_key(&self, id: &Id) -> bool {
+        self.by_id.contains_key(id)
+    }
+    pub(super) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+    pub(super) fn values(&self) -> impl Iterator<Item = &Probe> {
+        self.by_id.values()
+    }
+    /// Whether a probe to `addr` is outstanding.
+    pub(super) fn addr_busy(&self, addr: SocketAddr) -> bool {
+        self.addrs.contains_key(&addr)
+    }
+    fn insert(&mut self, id: Id, p: Probe) {
+        *self.addrs.entry(p.handle.addr).or_insert(0) += 1;
+        if let Some(old) = self.by_id.insert(id, p) {
+            self.unref(old.handle.addr);
+        }
+    }
+    pub(super) fn remove(&mut self, id: &Id) -> Option<Probe> {
+        let p = self.by_id.remove(id)?;
+        self.unref(p.handle.addr);
+        Some(p)
+    }
+    fn unref(&mut self, addr: SocketAddr) {
+        if let Some(n) = self.addrs.get_mut(&addr) {
+            *n -= 1;
+            if *n == 0 {
+                self.addrs.remove(&addr);
+            }
+        }
+    }
+    pub(super) fn shrink(&mut self) {
+        if self.by_id.capacity() > 4 * self.by_id.len() + 16 {
+            self.by_id.shrink_to(2 * self.by_id.len());
+            self.addrs.shrink_to(2 * self.addrs.len());
+        }
+    }
+    fn capacity(&self) -> usize {
+        self.by_id.capacity() + self.addrs.capacity() / 2
+    }
+}
+
 /// Maintenance bookkeeping of one node.
 #[derive(Debug, Default)]
 pub(super) struct MaintState {
@@ -121,7 +180,7 @@ pub(super) struct MaintState {
     /// Current exchange interval in ticks (self-tuning).
     exchange_every: u32,
     /// Outstanding probes, one per target.
-    pub(super) probes: FxHashMap<Id, Probe>,
+    pub(super) probes: Probes,
     /// Nodes that recently pinged us as active members or asked for our leaf set: they hold us
     /// in their leaf sets (maybe since a moment ago, before we hold them), so a graceful leave
     /// tells them too. Bounded (see [`Node::note_holder`]).
@@ -179,12 +238,32 @@ impl Node {
     }
 
     /// Sends a probe to `h` (at most one outstanding per target). `force` ignores the probe cap
-    /// (used for leaf-set members, which correctness depends on).
+    /// for an address that has proved itself (leaf-set members, which correctness depends on:
+    /// at most one probe per table entry). An address that has not gets one probe at a time
+    /// whatever ids are claimed at it, none for a while after it stayed silent, and only within
+    /// the cap (plus a leaf set's worth for would-be leaves): nothing a frame names bypasses it.
     pub(super) fn probe(&mut self, now: Instant, h: NodeHandle, kind: ProbeKind, force: bool) {
-        if self.maint.probes.contains_key(&h.id)
-            || (!force && self.maint.probes.len() >= self.cfg.max_probes)
-        {
+        if self.maint.probes.contains_key(&h.id) {
             return;
+        }
+        if self.validated_addr(h.addr) {
+            if !force && self.maint.probes.len() >= self.cfg.max_probes {
+                self.stats.probe_drops += 1;
+                return;
+            }
+        } else {
+            let reserve = if self.leaf.would_accept(h.id) {
+                self.cfg.leaf_set_size
+            } else {
+                0
+            };
+            if self.maint.probes.addr_busy(h.addr)
+                || self.guard.is_silent(now, h.addr)
+                || self.maint.probes.len() >= self.cfg.max_probes + reserve
+            {
+                self.stats.probe_drops += 1;
+                return;
+            }
         }
         let nonce = self.rng.next_u64();
         let deadline = now + self.rto(h.id, 0);
@@ -297,7 +376,10 @@ impl Node {
                     CANDIDATE_TOMBSTONE
                 };
                 self.tombstone(now, id, ttl.min(self.cfg.tombstone_ttl));
-                self.peers.remove(&id);
+                // Its address stays unprobed as long, whatever id the next list claims there.
+                self.guard
+                    .mark_silent(now, handle.addr, ttl.min(self.cfg.tombstone_ttl));
+                self.remove_peer_record(id);
                 self.join_check_complete(now);
             }
             return;
@@ -314,11 +396,12 @@ impl Node {
 
     /// Resolves the probe of `from` if it answers it: the right nonce, from the address the
     /// probe went to. Returns the probe.
-    fn answer_probe(&mut self, from: NodeHandle, nonce: u64) -> Option<Probe> {
+    fn answer_probe(&mut self, now: Instant, from: NodeHandle, nonce: u64) -> Option<Probe> {
         let p = self.maint.probes.get(&from.id)?;
         if p.nonce != nonce || p.handle.addr != from.addr {
             return None;
         }
+        self.guard.mark_validated(now, from.addr);
         self.maint.probes.remove(&from.id)
     }
 
@@ -352,7 +435,11 @@ impl Node {
     /// when the answered transmission left (the echoed time only tells which one it was), so a
     /// peer cannot claim to be closer than it is. Unsolicited pongs are ignored.
     pub(super) fn on_pong(&mut self, now: Instant, from: NodeHandle, nonce: u64, sent_at: u64) {
-        let Some(p) = self.answer_probe(from, nonce) else {
+        if self.validation_answered(now, from.addr, nonce) {
+            return;
+        }
+        let Some(p) = self.answer_probe(now, from, nonce) else {
+            self.stats.unsolicited += 1;
             self.refresh(now, from);
             return;
         };
@@ -452,7 +539,8 @@ impl Node {
     ) {
         // Only an answer to our own request counts (an unsolicited list could make us probe
         // anything on anyone's behalf).
-        let Some(p) = self.answer_probe(from, nonce) else {
+        let Some(p) = self.answer_probe(now, from, nonce) else {
+            self.stats.unsolicited += 1;
             return;
         };
         // A leaf set holds at most `leaf_set_size` members: read no more.
@@ -502,6 +590,7 @@ impl Node {
     pub(super) fn on_row_reply(&mut self, now: Instant, from: NodeHandle, row: RowEntries) {
         // We ask only nodes we hold: a row from anyone else is unsolicited.
         if !self.validated(from) {
+            self.stats.unsolicited += 1;
             return;
         }
         // Fill empty cells; also measure a few unknown nodes for filled cells (PNS).
@@ -632,6 +721,7 @@ impl Node {
         }
         let horizon = period.saturating_mul(2 * FAR_FACTOR);
         self.maint.holders.retain(|_, (_, at)| *at + horizon > now);
+        self.guard_tick(now);
         self.compact();
         let jitter = Duration(self.rng.below(period.as_micros() / 10 + 1));
         self.maint.leaf_tick_at = now + period + jitter;

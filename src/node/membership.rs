@@ -46,9 +46,10 @@ impl Node {
     /// Whether another node we hold was validated at `h`'s address (one id per address: the
     /// incumbent keeps it while it answers).
     pub(super) fn address_taken(&self, h: NodeHandle) -> bool {
-        self.peers
-            .iter()
-            .any(|(id, p)| p.addr == h.addr && *id != h.id)
+        self.guard
+            .peer_addrs
+            .get(&h.addr)
+            .is_some_and(|id| *id != h.id)
     }
 
     /// Whether `h` is a peer we validated at exactly this address.

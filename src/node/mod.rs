@@ -35,6 +35,7 @@
 //! ```
 
 mod config;
+mod guard;
 mod join;
 pub use join::JoinError;
 mod maintenance;
@@ -47,7 +48,10 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-pub use config::{Config, ConfigError, MAX_PAYLOAD_LIMIT};
+pub use config::{
+    Config, ConfigError, DEFAULT_MAX_BUFFER_BYTES, MAX_PAYLOAD_LIMIT, MIN_BUFFER_BYTES,
+};
+pub use guard::AMPLIFICATION;
 pub use routing::{ForwardAction, ForwardCtx, Forwarder, RouteError};
 
 use crate::id::{Id, NodeHandle};
@@ -77,6 +81,8 @@ fn smooth_rtt(srtt: &mut u32, rttvar: &mut u32, rtt: u32) {
 
 /// Spare send buffers kept for reuse (each holds up to one frame).
 const POOL_CAP: usize = 4;
+/// Pooled send buffers larger than this are released at the next compaction.
+const POOLED_MAX: usize = 2048;
 
 /// How long after activation a joined node exchanges leaf sets with its adjacent members once.
 const JOIN_EXCHANGE_DELAY: Duration = Duration::from_secs(3);
@@ -181,6 +187,28 @@ pub struct Stats {
     pub maint_msgs: u64,
     /// Bytes of those maintenance messages.
     pub maint_bytes: u64,
+    /// Replies not sent because they would have gone to an address that has not proved itself
+    /// with more than [`AMPLIFICATION`] times the bytes (or more datagrams than) it sent us.
+    pub amplification_drops: u64,
+    /// Requests dropped because their source address exceeded its rate (token buckets per
+    /// source for join, row, leaf-set and ping requests, and for routed messages from
+    /// unvalidated addresses).
+    pub rate_limited: u64,
+    /// Address validations started (a small ping whose pong proves an address before a large
+    /// answer, such as a join reply, goes to it).
+    pub validations: u64,
+    /// Requests dropped waiting for an address validation: no room for another, or too many
+    /// waiting on one address.
+    pub validation_drops: u64,
+    /// Probes not sent: the probe budget was spent, a probe to that address was already out,
+    /// or the address stayed silent recently.
+    pub probe_drops: u64,
+    /// Routed messages dropped on arrival for breaking a limit (payload over `max_payload`,
+    /// hop count at `max_hops`).
+    pub limit_drops: u64,
+    /// Replies that answered no request of ours (pongs, leaf-set, row and join replies with an
+    /// unknown nonce or id, or from an unexpected address).
+    pub unsolicited: u64,
 }
 
 impl Stats {
@@ -233,9 +261,12 @@ pub struct Node {
     rt: RoutingTable,
     nbr: NeighborhoodSet,
     peers: FxHashMap<Id, Peer>,
+    guard: guard::Guard,
     tombstones: FxHashMap<Id, Instant>,
     timers: Timers,
     outbox: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Bytes of the datagrams in `outbox`.
+    outbox_bytes: usize,
     pool: Vec<Vec<u8>>,
     events: VecDeque<Event>,
     stats: Stats,
@@ -282,9 +313,11 @@ impl Node {
             phase: Phase::Idle,
             rng,
             peers: FxHashMap::default(),
+            guard: guard::Guard::default(),
             tombstones: FxHashMap::default(),
             timers: Timers::default(),
             outbox: VecDeque::new(),
+            outbox_bytes: 0,
             pool: Vec::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -348,6 +381,7 @@ impl Node {
     #[must_use]
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         let (dst, mut data) = self.outbox.pop_front()?;
+        self.outbox_bytes -= data.len();
         core::mem::swap(buf, &mut data);
         if data.capacity() > 0 && self.pool.len() < POOL_CAP {
             data.clear();
@@ -383,6 +417,9 @@ impl Node {
         };
         if hdr.network != self.cfg.network || hdr.sender == self.me.id {
             self.stats.foreign_frames += 1;
+            return;
+        }
+        if !self.admit_datagram(now, from, datagram.len(), &msg) {
             return;
         }
         let sender = NodeHandle::new(hdr.sender, from);
@@ -488,26 +525,20 @@ impl Node {
     // ----- shared plumbing -----
 
     fn send(&mut self, dst: SocketAddr, msg: &Message) {
-        if self.outbox.len() >= self.cfg.max_outbox {
+        let len = wire::HEADER_LEN + msg.buffer_len() + wire::TRAILER_LEN;
+        if self.outbox.len() >= self.cfg.max_outbox
+            || self.routing.buffered_bytes() + self.outbox_bytes + len > self.cfg.max_buffer_bytes
+        {
             self.stats.outbox_drops += 1;
+            return;
+        }
+        if !self.may_send(dst, msg.message_type(), len) {
             return;
         }
         let mut buf = self.pool.pop().unwrap_or_default();
         wire::encode(self.cfg.network, self.me.id, msg, &mut buf);
         self.count_sent(msg.message_type(), buf.len());
-        self.outbox.push_back((dst, buf));
-    }
-
-    /// Queues an already encoded frame (a retransmission).
-    fn send_raw(&mut self, dst: SocketAddr, frame: &[u8], ty: MessageType) {
-        if self.outbox.len() >= self.cfg.max_outbox {
-            self.stats.outbox_drops += 1;
-            return;
-        }
-        let mut buf = self.pool.pop().unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(frame);
-        self.count_sent(ty, buf.len());
+        self.outbox_bytes += buf.len();
         self.outbox.push_back((dst, buf));
     }
 
@@ -646,10 +677,9 @@ impl Node {
                 self.forget_if_unused(old.id);
             }
         }
-        if kept {
-            self.peers
-                .entry(h.id)
-                .or_insert_with(|| Node::new_peer(now, h, rtt));
+        if kept && !self.peers.contains_key(&h.id) {
+            self.peers.insert(h.id, Node::new_peer(now, h, rtt));
+            self.guard.peer_addrs.insert(h.addr, h.id);
         }
     }
 
@@ -663,7 +693,16 @@ impl Node {
     /// Drops peer records of nodes no table holds any more (keeps state bounded).
     fn forget_if_unused(&mut self, id: Id) {
         if !self.knows(id) && !self.maint.probes.contains_key(&id) {
-            self.peers.remove(&id);
+            self.remove_peer_record(id);
+        }
+    }
+
+    /// Drops `id`'s peer record (and its address from the validated peers' index).
+    fn remove_peer_record(&mut self, id: Id) {
+        if let Some(p) = self.peers.remove(&id) {
+            if self.guard.peer_addrs.get(&p.addr) == Some(&id) {
+                self.guard.peer_addrs.remove(&p.addr);
+            }
         }
     }
 
@@ -715,7 +754,7 @@ impl Node {
             self.repair_rt_row(row);
         }
         self.nbr.remove(id);
-        self.peers.remove(&id);
+        self.remove_peer_record(id);
         self.cancel_probe(id);
         if self.phase == Phase::Joining {
             self.join_check_complete(now);
@@ -732,13 +771,15 @@ impl Node {
         }
         shrink_map(&mut self.peers);
         shrink_map(&mut self.tombstones);
-        shrink_map(&mut self.maint.probes);
+        self.maint.probes.shrink();
         shrink_map(&mut self.maint.holders);
         self.routing.shrink();
         self.timers.shrink();
         if self.outbox.is_empty() {
             self.outbox.shrink_to(4);
         }
+        // Buffers that carried a large frame go back to the allocator.
+        self.pool.retain(|b| b.capacity() <= POOLED_MAX);
     }
 
     /// Approximate heap bytes this node holds (tables, maps, queues).
@@ -747,7 +788,7 @@ impl Node {
     }
 
     /// [`Node::heap_bytes`] by part, for memory reports.
-    pub fn heap_breakdown(&self) -> [(&'static str, usize); 9] {
+    pub fn heap_breakdown(&self) -> [(&'static str, usize); 10] {
         use core::mem::size_of;
         [
             ("routing_table", self.rt.heap_bytes()),
@@ -765,6 +806,7 @@ impl Node {
             ("routing", self.routing.heap_bytes()),
             ("probes", self.maint.heap_bytes()),
             ("timers", self.timers.capacity() * 48),
+            ("guard", self.guard.heap_bytes()),
         ]
     }
 }

@@ -8,13 +8,13 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::timers::{SeenFilter, Timer};
-use super::{Event, Node, Phase, POOL_CAP};
+use super::{Event, Node, Phase};
 use crate::id::{Id, NodeHandle};
 use crate::router::{self, NextHop};
 use crate::routing_table::UNMEASURED;
 use crate::time::{Duration, Instant};
 use crate::util::FxHashMap;
-use crate::wire::{undeliverable_reason, Message, MessageType, RoutedFlags};
+use crate::wire::{undeliverable_reason, Message, RoutedFlags};
 
 /// How many recent hop transmissions / deliveries are remembered for duplicate suppression.
 const SEEN_CAP: usize = 4096;
@@ -123,26 +123,107 @@ struct Sent {
 /// travels back directly, so the sample is path latency plus one direct trip).
 const E2E_RTO_MIN: Duration = Duration::from_millis(250);
 
-/// A hop transmission awaiting its acknowledgement.
+/// A hop transmission awaiting its acknowledgement. It keeps the message, not its encoded
+/// frame: the payload is shared (one copy for the source's end-to-end record and every hop it
+/// waits on) and a retransmission encodes it again.
 #[derive(Debug)]
 struct Pending {
     msg: Routed,
     dst: NodeHandle,
-    frame: Vec<u8>,
     attempts: u32,
     first_sent: Instant,
     deadline: Instant,
 }
 
+/// Bytes a buffered routed message is counted for beyond its payload (the record, the map slot,
+/// its timer).
+const RECORD_BYTES: usize = 160;
+
+/// What a buffered value costs, in bytes.
+trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for Pending {
+    fn weight(&self) -> usize {
+        RECORD_BYTES + self.msg.payload.len()
+    }
+}
+
+impl Weigh for Sent {
+    fn weight(&self) -> usize {
+        RECORD_BYTES + self.msg.payload.len()
+    }
+}
+
+impl Weigh for Routed {
+    fn weight(&self) -> usize {
+        RECORD_BYTES + self.payload.len()
+    }
+}
+
+/// A map that keeps the total weight of its values (so byte budgets are checked in O(1)).
+/// Values are changed in place only in ways that keep their weight.
+#[derive(Debug)]
+struct Weighed<K, V> {
+    map: FxHashMap<K, V>,
+    bytes: usize,
+}
+
+impl<K: Eq + core::hash::Hash, V: Weigh> Weighed<K, V> {
+    fn new() -> Self {
+        Weighed {
+            map: FxHashMap::default(),
+            bytes: 0,
+        }
+    }
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+    fn get(&self, k: &K) -> Option<&V> {
+        self.map.get(k)
+    }
+    fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        self.map.get_mut(k)
+    }
+    fn contains_key(&self, k: &K) -> bool {
+        self.map.contains_key(k)
+    }
+    fn insert(&mut self, k: K, v: V) {
+        self.bytes += v.weight();
+        if let Some(old) = self.map.insert(k, v) {
+            self.bytes -= old.weight();
+        }
+    }
+    fn remove(&mut self, k: &K) -> Option<V> {
+        let v = self.map.remove(k)?;
+        self.bytes -= v.weight();
+        Some(v)
+    }
+    fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter()
+    }
+    fn capacity(&self) -> usize {
+        self.map.capacity()
+    }
+    fn shrink(&mut self) {
+        if self.map.capacity() > 4 * self.map.len() + 16 {
+            self.map.shrink_to(2 * self.map.len());
+        }
+    }
+}
+
 /// Routing bookkeeping of one node.
 #[derive(Debug)]
 pub(super) struct RoutingState {
-    pending: FxHashMap<(u64, u8), Pending>,
+    pending: Weighed<(u64, u8), Pending>,
     /// Messages this node sent, awaiting the root's end-to-end acknowledgement.
-    sent: FxHashMap<u64, Sent>,
+    sent: Weighed<u64, Sent>,
     seen: SeenFilter,
     delivered: SeenFilter,
     held: VecDeque<Routed>,
+    /// Bytes of `held` (see [`Weigh`]).
+    held_bytes: usize,
     /// Smoothed end-to-end RTT of this node's messages (send to the root's acknowledgement),
     /// µs; `UNMEASURED` before the first sample.
     e2e_srtt: u32,
@@ -153,11 +234,12 @@ pub(super) struct RoutingState {
 impl RoutingState {
     pub(super) fn new() -> RoutingState {
         RoutingState {
-            pending: FxHashMap::default(),
-            sent: FxHashMap::default(),
+            pending: Weighed::new(),
+            sent: Weighed::new(),
             seen: SeenFilter::new(SEEN_CAP),
             delivered: SeenFilter::new(SEEN_CAP),
             held: VecDeque::new(),
+            held_bytes: 0,
             e2e_srtt: UNMEASURED,
             e2e_rttvar: 0,
         }
@@ -179,13 +261,15 @@ impl RoutingState {
         rto.max(E2E_RTO_MIN).min(max)
     }
 
+    /// Bytes of routed messages this node buffers: hops awaiting acknowledgement, its own
+    /// messages awaiting the root's, and messages held while joining.
+    pub(super) fn buffered_bytes(&self) -> usize {
+        self.pending.bytes + self.sent.bytes + self.held_bytes
+    }
+
     pub(super) fn shrink(&mut self) {
-        if self.pending.capacity() > 4 * self.pending.len() + 16 {
-            self.pending.shrink_to(2 * self.pending.len());
-        }
-        if self.sent.capacity() > 4 * self.sent.len() + 16 {
-            self.sent.shrink_to(2 * self.sent.len());
-        }
+        self.pending.shrink();
+        self.sent.shrink();
         self.seen.shrink();
         self.delivered.shrink();
         if self.held.is_empty() {
@@ -194,12 +278,11 @@ impl RoutingState {
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
-        self.pending.capacity() * 64
-            + self
-                .pending
-                .values()
-                .map(|p| p.frame.capacity())
-                .sum::<usize>()
+        // Payloads are counted once each (a source's record and its first hop share one).
+        self.pending.capacity() * (16 + core::mem::size_of::<Pending>())
+            + self.sent.capacity() * (8 + core::mem::size_of::<Sent>())
+            + self.pending.bytes.max(self.sent.bytes)
+            + self.held_bytes
             + self.seen.heap_bytes()
             + self.delivered.heap_bytes()
             + self.held.capacity() * 96
@@ -260,6 +343,7 @@ impl Node {
         }
         if self.routing.pending.len() >= self.cfg.max_pending
             || self.routing.sent.len() >= self.cfg.max_pending
+            || !self.has_room(2 * (RECORD_BYTES + payload.len()))
         {
             return Err(RouteError::Overloaded);
         }
@@ -381,6 +465,18 @@ impl Node {
             self.stats.duplicates += 1;
             return;
         }
+        // The limits hold on every path, direct sends included: a frame is checked here, not
+        // trusted to have been checked by its sender.
+        if msg.payload.len() > self.cfg.max_payload {
+            self.stats.limit_drops += 1;
+            self.report_undeliverable(now, &msg, undeliverable_reason::DROPPED);
+            return;
+        }
+        if msg.hops >= self.cfg.max_hops {
+            self.stats.limit_drops += 1;
+            self.report_undeliverable(now, &msg, undeliverable_reason::HOP_LIMIT);
+            return;
+        }
         if flags.direct() {
             self.deliver(now, msg);
         } else {
@@ -437,17 +533,25 @@ impl Node {
     }
 
     fn hold(&mut self, now: Instant, msg: Routed) {
-        if self.routing.held.len() >= HELD_CAP {
+        if self.routing.held.len() >= HELD_CAP || !self.has_room(msg.weight()) {
             self.stats.overload_drops += 1;
             self.report_undeliverable(now, &msg, undeliverable_reason::OVERLOAD);
             return;
         }
+        self.routing.held_bytes += msg.weight();
         self.routing.held.push_back(msg);
+    }
+
+    /// Whether `bytes` more fit the node's buffer budget (`Config::max_buffer_bytes`: routed
+    /// messages buffered plus datagrams queued for sending).
+    pub(super) fn has_room(&self, bytes: usize) -> bool {
+        self.routing.buffered_bytes() + self.outbox_bytes + bytes <= self.cfg.max_buffer_bytes
     }
 
     /// Routes the messages held while joining (called on activation).
     pub(super) fn flush_held(&mut self, now: Instant) {
         let held = core::mem::take(&mut self.routing.held);
+        self.routing.held_bytes = 0;
         for msg in held {
             self.route_step(now, msg);
         }
@@ -456,6 +560,7 @@ impl Node {
     /// Reports every held message as undeliverable (the join failed).
     pub(super) fn fail_held(&mut self, now: Instant) {
         let held = core::mem::take(&mut self.routing.held);
+        self.routing.held_bytes = 0;
         for msg in held {
             self.report_undeliverable(now, &msg, undeliverable_reason::UNREACHABLE);
         }
@@ -505,23 +610,16 @@ impl Node {
 
     /// Sends `msg` one hop to `to` and waits for the acknowledgement.
     fn forward_to(&mut self, now: Instant, to: NodeHandle, mut msg: Routed) {
-        if self.routing.pending.len() >= self.cfg.max_pending {
+        // A message of our own is already counted in `sent` (the hop shares its payload).
+        let own = msg.source.id == self.me.id && self.routing.sent.contains_key(&msg.msg_id);
+        let extra = if own { 0 } else { msg.weight() };
+        if self.routing.pending.len() >= self.cfg.max_pending || !self.has_room(extra) {
             self.stats.overload_drops += 1;
             self.report_undeliverable(now, &msg, undeliverable_reason::OVERLOAD);
             return;
         }
         msg.hops = msg.hops.saturating_add(1);
-        let wire_msg = Message::Routed {
-            msg_id: msg.msg_id,
-            key: msg.key,
-            source: msg.source,
-            hops: msg.hops,
-            flags: msg.flags,
-            payload: msg.payload.clone(),
-        };
-        let mut frame = Vec::new();
-        crate::wire::encode(self.cfg.network, self.me.id, &wire_msg, &mut frame);
-        self.send_raw(to.addr, &frame, MessageType::Routed);
+        self.send_routed(to.addr, &msg);
         if msg.source.id != self.me.id {
             self.stats.forwarded += 1;
         }
@@ -533,7 +631,6 @@ impl Node {
             Pending {
                 msg,
                 dst: to,
-                frame,
                 attempts: 1,
                 first_sent: now,
                 deadline,
@@ -557,14 +654,19 @@ impl Node {
                 .min(u64::from(u32::MAX - 1)) as u32;
             self.rtt_sample(from.id, rtt);
         }
-        self.recycle(p.frame);
     }
 
-    fn recycle(&mut self, mut buf: Vec<u8>) {
-        if self.pool.len() < POOL_CAP {
-            buf.clear();
-            self.pool.push(buf);
-        }
+    /// Encodes `msg` (one hop transmission) into a pooled buffer and queues it for `dst`.
+    fn send_routed(&mut self, dst: core::net::SocketAddr, msg: &Routed) {
+        let wire_msg = Message::Routed {
+            msg_id: msg.msg_id,
+            key: msg.key,
+            source: msg.source,
+            hops: msg.hops,
+            flags: msg.flags,
+            payload: msg.payload.clone(),
+        };
+        self.send(dst, &wire_msg);
     }
 
     pub(super) fn on_retransmit_timer(&mut self, now: Instant, at: Instant, msg_id: u64, hops: u8) {
@@ -597,12 +699,9 @@ impl Node {
         };
         p.attempts += 1;
         p.deadline = now + rto;
-        let frame = core::mem::take(&mut p.frame);
-        self.send_raw(dst.addr, &frame, MessageType::Routed);
+        let msg = p.msg.clone();
+        self.send_routed(dst.addr, &msg);
         self.stats.retransmits += 1;
-        if let Some(p) = self.routing.pending.get_mut(&k) {
-            p.frame = frame;
-        }
         self.timers.set(now + rto, Timer::Retransmit(msg_id, hops));
     }
 
@@ -626,7 +725,6 @@ impl Node {
         };
         let mut msg = p.msg;
         msg.hops = msg.hops.saturating_sub(1);
-        self.recycle(p.frame);
         self.stats.reroutes += 1;
         self.route_step(now, msg);
         true
@@ -647,7 +745,6 @@ impl Node {
             };
             let mut msg = p.msg;
             msg.hops = msg.hops.saturating_sub(1);
-            self.recycle(p.frame);
             if msg.flags.direct() || self.phase == Phase::Stopped {
                 self.report_undeliverable(now, &msg, undeliverable_reason::UNREACHABLE);
             } else {

@@ -14,7 +14,7 @@ pub const MAGIC: [u8; 2] = *b"Py";
 /// The protocol version this crate speaks. Version 2 (admission on proof): `LeafSetRequest`
 /// carries the sender's leaf set (a symmetric exchange), `LeafSetReply` says whether the replier
 /// has validated the requester (`admitted`), and `Ping` whether its sender is active.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Header length: magic, version, type, network id, sender id.
 pub const HEADER_LEN: usize = 24;
 /// Trailer length: the crc32.
@@ -67,6 +67,8 @@ pub enum DecodeError {
     PayloadLength,
     /// The body has bytes left after its last field.
     TrailingBytes,
+    /// Padding (a `RowRequest`'s) is not all zero bytes.
+    BadPadding,
 }
 
 impl fmt::Display for DecodeError {
@@ -84,6 +86,7 @@ impl fmt::Display for DecodeError {
             DecodeError::BadBool => f.write_str("boolean byte not 0 or 1"),
             DecodeError::PayloadLength => f.write_str("payload length does not match the body"),
             DecodeError::TrailingBytes => f.write_str("trailing bytes after the body"),
+            DecodeError::BadPadding => f.write_str("padding bytes not zero"),
         }
     }
 }
@@ -320,14 +323,14 @@ mod tests {
     #[rustfmt::skip]
     const PING: [u8; 44] = [
         b'P', b'y',                                     // magic
-        0x02,                                           // version
+        0x03,                                           // version
         0x07,                                           // type: Ping
         0xde, 0xad, 0xbe, 0xef,                         // network
         0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, // sender
         0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
         0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, // body: nonce
         0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, //       sent_at
-        0x2b, 0x2e, 0x65, 0x57,                         // crc32
+        0xa6, 0xa6, 0x98, 0xb5,                         // crc32
     ];
     const SENDER: Id = Id(0x0001_0203_0405_0607_0809_0a0b_0c0d_0e0f);
 
@@ -349,7 +352,7 @@ mod tests {
         assert_eq!(frame.network(), 0xdead_beef);
         assert_eq!(frame.sender(), SENDER);
         assert_eq!(frame.body(), &PING[24..40]);
-        assert_eq!(frame.checksum(), 0x2b2e_6557);
+        assert_eq!(frame.checksum(), 0xa6a6_98b5);
         assert!(frame.verify_checksum());
         assert_eq!(
             frame.header(),
@@ -415,10 +418,15 @@ mod tests {
             Frame::new_checked(&f[..]).unwrap_err(),
             DecodeError::UnsupportedVersion(1)
         );
-        f[2] = 3;
+        f[2] = 2;
         assert_eq!(
             Frame::new_checked(&f[..]).unwrap_err(),
-            DecodeError::UnsupportedVersion(3)
+            DecodeError::UnsupportedVersion(2)
+        );
+        f[2] = 4;
+        assert_eq!(
+            Frame::new_checked(&f[..]).unwrap_err(),
+            DecodeError::UnsupportedVersion(4)
         );
         f[2] = 0;
         assert_eq!(

@@ -11,6 +11,11 @@ use crate::id::{Id, NodeHandle};
 pub const MAX_LIST: usize = 256;
 /// Most routing-table rows in one message (`128 / b` for `b = 1`).
 pub const MAX_ROWS: usize = 128;
+/// Zero bytes after a `RowRequest`'s row number. The request pays for its answer, as QUIC's
+/// padded Initial packets do: a full row of 16 IPv6 handles (about 600 bytes) stays within three
+/// times the request's 221 bytes, so a node may answer an address it has not validated without
+/// becoming an amplifier.
+pub const ROW_REQUEST_PADDING: usize = 192;
 
 /// The message type byte of the frame header. Numbers are fixed forever; new types get new
 /// numbers.
@@ -107,7 +112,8 @@ pub mod undeliverable_reason {
     /// No delivery was acknowledged after every end-to-end attempt (a node holding the message
     /// may have crashed). Reported by the source itself; never sent.
     pub const LOST: u8 = 4;
-    /// An application's `forward` upcall on the way dropped it (or made its payload too large).
+    /// An application's `forward` upcall on the way dropped it (or made its payload too large),
+    /// or its payload exceeded the `max_payload` of a node it reached.
     pub const DROPPED: u8 = 5;
 }
 
@@ -162,7 +168,8 @@ pub enum Message {
         /// Its leaf set members (both sides, without the sender itself).
         leaf_set: Vec<NodeHandle>,
     },
-    /// Asks the receiver for one row of its routing table.
+    /// Asks the receiver for one row of its routing table. On the wire the row number is
+    /// followed by [`ROW_REQUEST_PADDING`] zero bytes.
     RowRequest {
         /// The row wanted.
         row: u8,
@@ -608,7 +615,13 @@ impl Message {
                     leaf_set,
                 }
             }
-            MessageType::RowRequest => Message::RowRequest { row: r.u8()? },
+            MessageType::RowRequest => {
+                let row = r.u8()?;
+                if r.take(ROW_REQUEST_PADDING)?.iter().any(|&b| b != 0) {
+                    return Err(DecodeError::BadPadding);
+                }
+                Message::RowRequest { row }
+            }
             MessageType::RowReply => Message::RowReply { row: r.row()? },
             MessageType::Ping => {
                 let nonce = r.u64()?;
@@ -682,7 +695,7 @@ impl Message {
             } => 8 + 1 + rows_len(rows) + list_len(leaf_set) + list_len(neighbors),
             Message::LeafSetRequest { leaf_set, .. } => 8 + list_len(leaf_set),
             Message::LeafSetReply { leaf_set, .. } => 8 + 1 + 1 + list_len(leaf_set),
-            Message::RowRequest { .. } => 1,
+            Message::RowRequest { .. } => 1 + ROW_REQUEST_PADDING,
             Message::RowReply { row } => row_len(row),
             Message::Ping { .. } => 8 + 8 + 1,
             Message::Pong { .. } => 8 + 8,
@@ -755,7 +768,10 @@ impl Message {
                 w.u8(u8::from(*admitted));
                 w.handles(leaf_set);
             }
-            Message::RowRequest { row } => w.u8(*row),
+            Message::RowRequest { row } => {
+                w.u8(*row);
+                w.put(&[0; ROW_REQUEST_PADDING]);
+            }
             Message::RowReply { row } => w.row(row),
             Message::Ping {
                 nonce,
@@ -866,14 +882,14 @@ mod tests {
     /// `zlib.crc32`), not by this crate.
     #[rustfmt::skip]
     const PING: [u8; 45] = [
-        b'P', b'y', 0x02, 0x07,                         // magic, version, type: Ping
+        b'P', b'y', 0x03, 0x07,                         // magic, version, type: Ping
         0x00, 0x00, 0x00, 0x2a,                         // network
         0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, // sender
         0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf,
         0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, // nonce
         0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // sent_at
         0x01,                                           // active
-        0xc5, 0x34, 0xf7, 0x46,                         // crc32
+        0x8b, 0xbd, 0xfc, 0xef,                         // crc32
     ];
 
     fn ping() -> Message {
@@ -887,7 +903,7 @@ mod tests {
     /// A Routed frame: an IPv4 source, the DIRECT flag and a 5-byte payload.
     #[rustfmt::skip]
     const ROUTED: [u8; 86] = [
-        b'P', b'y', 0x02, 0x09,                         // magic, version, type: Routed
+        b'P', b'y', 0x03, 0x09,                         // magic, version, type: Routed
         0x00, 0x00, 0x00, 0x2a,                         // network
         0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, // sender
         0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf,
@@ -903,7 +919,7 @@ mod tests {
         0x01,                                           // flags: DIRECT
         0x00, 0x00, 0x00, 0x05,                         // payload_len
         b'h', b'e', b'l', b'l', b'o',                   // payload
-        0x2c, 0x57, 0xac, 0xf4,                         // crc32
+        0x30, 0x70, 0x34, 0xe1,                         // crc32
     ];
 
     fn routed() -> Message {
@@ -920,7 +936,7 @@ mod tests {
     /// A JoinReply frame: one row with one IPv6 entry, a one-entry leaf set, no neighbours.
     #[rustfmt::skip]
     const JOIN_REPLY: [u8; 103] = [
-        b'P', b'y', 0x02, 0x02,                         // magic, version, type: JoinReply
+        b'P', b'y', 0x03, 0x02,                         // magic, version, type: JoinReply
         0x00, 0x00, 0x00, 0x2a,                         // network
         0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, // sender
         0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf,
@@ -942,7 +958,7 @@ mod tests {
         0xc0, 0xa8, 0x01, 0x02,                         //   192.168.1.2
         0x00, 0x50,                                     //   port 80
         0x00, 0x00,                                     // neighbors: count
-        0xfd, 0x14, 0x02, 0x0b,                         // crc32
+        0x88, 0xa1, 0xa7, 0x1a,                         // crc32
     ];
 
     fn join_reply() -> Message {
@@ -997,7 +1013,7 @@ mod tests {
         let f = Frame::new_checked(&PING[..]).unwrap();
         assert_eq!(f.header(), header(MessageType::Ping));
         assert_eq!(f.body()[..8], 0x0102_0304_0506_0708u64.to_be_bytes());
-        assert_eq!(f.checksum(), 0xc534_f746);
+        assert_eq!(f.checksum(), 0x8bbd_fcef);
 
         let f = Frame::new_checked(&ROUTED[..]).unwrap();
         assert_eq!(f.header(), header(MessageType::Routed));
@@ -1363,6 +1379,28 @@ mod tests {
                 "{msg:?}"
             );
         }
+    }
+
+    #[test]
+    fn error_bad_padding() {
+        // A row request pays for its answer with zero padding: every byte of it is checked,
+        // and a short one is truncated.
+        let msg = Message::RowRequest { row: 3 };
+        let good = body(&encoded(&msg)).to_vec();
+        assert_eq!(good.len(), 1 + ROW_REQUEST_PADDING);
+        assert_eq!(decode_body(MessageType::RowRequest, &good), Ok(msg));
+        for i in 1..good.len() {
+            let mut bad = good.clone();
+            bad[i] = 1;
+            assert_eq!(
+                decode_body(MessageType::RowRequest, &bad),
+                Err(DecodeError::BadPadding)
+            );
+        }
+        assert_eq!(
+            decode_body(MessageType::RowRequest, &good[..good.len() - 1]),
+            Err(DecodeError::Truncated)
+        );
     }
 
     #[test]

@@ -25,5 +25,5 @@ mod message;
 pub use frame::{DecodeError, Frame, FrameHeader, HEADER_LEN, MAGIC, TRAILER_LEN, VERSION};
 pub use message::{
     decode, encode, join_flags, undeliverable_reason, Message, MessageType, RoutedFlags,
-    RowEntries, MAX_LIST, MAX_ROWS,
+    RowEntries, MAX_LIST, MAX_ROWS, ROW_REQUEST_PADDING,
 };

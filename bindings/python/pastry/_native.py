@@ -227,6 +227,15 @@ STATS_FIELDS: List[str] = [
     "recv_errors",
     "routes_refused",
     "heap_bytes",
+    "amplification_drops",
+    "rate_limited",
+    "validations",
+    "validation_drops",
+    "probe_drops",
+    "limit_drops",
+    "unsolicited",
+    "addr_conflicts",
+    "unproven_reports",
 ]
 
 
@@ -381,6 +390,7 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "pastry_node_poll_event": (R, [P_NODE, POINTER(pastry_event), P_U8, c_size_t]),
     "pastry_id_hash": (R, [P_U8, c_size_t, P_ID]),
     "pastry_config_set_max_in_flight": (R, [P_CONFIG, c_size_t]),
+    "pastry_config_set_max_buffer_bytes": (R, [P_CONFIG, c_size_t]),
     "pastry_node_abort": (R, [P_NODE, c_uint32]),
     "pastry_node_start_at": (R, [P_NODE, c_uint64]),
     "pastry_node_start_join_at": (R, [P_NODE, P_ADDR, c_size_t, c_uint64]),

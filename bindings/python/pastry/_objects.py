@@ -120,6 +120,12 @@ class Config:
         ``route`` raises :class:`OverloadedError`."""
         return self._set("pastry_config_set_max_in_flight", _size(n))
 
+    def max_buffer_bytes(self, n: int) -> "Config":
+        """The node's byte budget for buffered messages and queued datagrams (default 8 MiB, at
+        least 256 KiB): past it ``route`` raises :class:`OverloadedError` and traffic passing
+        through is dropped, so no flood grows the node's memory beyond it."""
+        return self._set("pastry_config_set_max_buffer_bytes", _size(n))
+
     def seed(self, s: int) -> "Config":
         """The seed of the node's random numbers (0: from the OS)."""
         return self._set("pastry_config_set_seed", _u64(s))
