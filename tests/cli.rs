@@ -685,3 +685,20 @@ fn a_restarted_node_rejoins_through_its_saved_peers_when_its_bootstrap_is_down()
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn amplification_table_prints_one_json_line_per_attack() {
+    let out = run_ok(&["amplification", "--flood", "20", "--json"]);
+    json_tool(&out, true);
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), pastry::sim::hostile::attacks().len(), "{out}");
+    for r in &rows {
+        assert!(r["single_bytes_ratio"].as_f64().unwrap() <= 4.0, "{r}");
+        assert_eq!(r["legit_delivered"], r["legit_sent"], "{r}");
+    }
+    let text = run_ok(&["amplification", "--flood", "5"]);
+    assert!(text.starts_with("attack"), "{text}");
+}

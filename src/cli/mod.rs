@@ -1,5 +1,6 @@
 //! Subcommands of the `pastry` binary and their command line (clap, derive).
 
+pub(crate) mod amplification;
 pub(crate) mod args;
 pub(crate) mod figures;
 pub(crate) mod logger;
@@ -42,6 +43,9 @@ enum Command {
     /// The churn sweep: simulations at several median session times, crash-only and half
     /// graceful, as a table (or JSON lines) and an SVG plot.
     Sweep(sweep::SweepArgs),
+    /// The amplification table: for every kind of forged, reflected or flooding datagram, what
+    /// a simulated 8-node cluster sends out of itself per byte and datagram the attacker sent.
+    Amplification(amplification::AmplificationArgs),
 }
 
 /// A failure of a subcommand after its arguments were accepted (exit code 1).
@@ -64,6 +68,7 @@ pub(crate) fn run() -> ExitCode {
         Some(Command::Node(a)) => node::main(&a),
         Some(Command::Sim(a)) => sim::main(&a),
         Some(Command::Sweep(a)) => sweep::main(&a),
+        Some(Command::Amplification(a)) => amplification::main(&a),
         None => ring::main(&cli.ring),
     };
     logger::flush();

@@ -217,7 +217,20 @@ impl Guard {
         c.last = now;
     }
 
-    /// Whether a reply of `len` bytes may go to unvalidated `addr` (and books it if so).
+    /// Whether unvalidated `addr` has sent us anything we keep account of.
+    pub(super) fn has_ledger(&self, addr: SocketAddr) -> bool {
+        self.ledger.contains_key(&addr)
+    }
+
+    /// Whether a probe of `len` bytes to unvalidated `addr` would be within its byte credit.
+    pub(super) fn can_spend(&self, addr: SocketAddr, len: usize) -> bool {
+        self.ledger
+            .get(&addr)
+            .is_some_and(|c| c.bytes_out + len as u64 <= c.bytes_in.saturating_mul(AMPLIFICATION))
+    }
+
+    /// Whether a reply of `len` bytes may go to unvalidated `addr` (and books it if so): within
+    /// 3x its bytes and within its datagrams.
     fn spend(&mut self, addr: SocketAddr, len: usize) -> bool {
         let Some(c) = self.ledger.get_mut(&addr) else {
             return false;
@@ -343,9 +356,9 @@ impl Node {
             return true;
         }
         let allowed = match ty {
-            // Probes (budgeted by `probe` and `validate_then`), our own messages' hops (to
-            // table members, or where the application said), and one small notice per routed
-            // message to its source.
+            // Probes: budgeted by `probe` (which starts one to a stranger that sent us something
+            // only within 3x what it sent) and `validate_then`. Our own messages' hops (to table members, or where the application said), and
+            // one small notice per routed message to its source.
             MessageType::Ping
             | MessageType::LeafSetRequest
             | MessageType::Routed

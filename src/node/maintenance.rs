@@ -31,6 +31,9 @@ const QUIET_TICKS: u32 = 6;
 /// Unknown nodes of a received routing-table row measured for proximity (beyond empty cells).
 const PNS_PER_ROW: usize = 1;
 
+/// The size of a ping probe on the wire (the smallest probe).
+const PROBE_BYTES: usize = crate::wire::HEADER_LEN + 17 + crate::wire::TRAILER_LEN;
+
 /// Probe retransmissions for a node not (yet) in any table.
 const CANDIDATE_RETRIES: u32 = 1;
 /// Probe retransmissions for a stranger that would enter the leaf set (consistency depends on
@@ -202,8 +205,12 @@ impl Node {
         if h.id == self.me.id || self.maint.probes.contains_key(&h.id) {
             return;
         }
-        // Lists do not bring back the dead; a node's own datagram may (if it answers).
-        if from != Offered::Contact && self.is_tombstoned(now, h.id) {
+        // Lists do not bring back the dead, nor an address that stayed silent whatever id they
+        // claim there; a node's own datagram may (if it answers).
+        if from != Offered::Contact
+            && (self.is_tombstoned(now, h.id) || self.guard.is_silent(now, h.addr))
+        {
+            self.stats.probe_drops += u64::from(!self.is_tombstoned(now, h.id));
             return;
         }
         // A node we hold elsewhere (say in the routing table) may belong in the leaf set now
@@ -240,8 +247,9 @@ impl Node {
     /// Sends a probe to `h` (at most one outstanding per target). `force` ignores the probe cap
     /// for an address that has proved itself (leaf-set members, which correctness depends on:
     /// at most one probe per table entry). An address that has not gets one probe at a time
-    /// whatever ids are claimed at it, none for a while after it stayed silent, and only within
-    /// the cap (plus a leaf set's worth for would-be leaves): nothing a frame names bypasses it.
+    /// whatever ids are claimed at it, and only within the cap (plus a leaf set's worth for
+    /// would-be leaves): nothing a frame names bypasses it. (Lists do not even name an address
+    /// that stayed silent recently: see `candidate`.)
     pub(super) fn probe(&mut self, now: Instant, h: NodeHandle, kind: ProbeKind, force: bool) {
         if self.maint.probes.contains_key(&h.id) {
             return;
@@ -257,8 +265,12 @@ impl Node {
             } else {
                 0
             };
+            // A stranger that sent us something is probed out of what it sent (QUIC's 3x its
+            // bytes); if that is spent, its next datagram will make it a candidate again.
+            let credit =
+                !self.guard.has_ledger(h.addr) || self.guard.can_spend(h.addr, PROBE_BYTES);
             if self.maint.probes.addr_busy(h.addr)
-                || self.guard.is_silent(now, h.addr)
+                || !credit
                 || self.maint.probes.len() >= self.cfg.max_probes + reserve
             {
                 self.stats.probe_drops += 1;
@@ -308,14 +320,27 @@ impl Node {
             // leaf set its join path named (its announcement: the receivers learn the joiner's
             // other neighbours, some maybe joining at the same moment). Any other named address
             // may be anyone's, and gets a request no larger than a ping.
-            ProbeKind::LeafSet => Message::LeafSetRequest {
-                nonce,
-                leaf_set: if self.validated(h) || self.phase == Phase::Joining {
-                    self.leaf.members().copied().collect()
+            ProbeKind::LeafSet => {
+                let full = Message::LeafSetRequest {
+                    nonce,
+                    leaf_set: self.leaf.members().copied().collect(),
+                };
+                // (To a stranger that sent us something, the list must also fit in what it
+                // sent: three times its bytes.)
+                let fits = !self.guard.has_ledger(h.addr)
+                    || self.guard.can_spend(
+                        h.addr,
+                        crate::wire::HEADER_LEN + full.buffer_len() + crate::wire::TRAILER_LEN,
+                    );
+                if self.validated(h) || (self.phase == Phase::Joining && fits) {
+                    full
                 } else {
-                    Vec::new()
-                },
-            },
+                    Message::LeafSetRequest {
+                        nonce,
+                        leaf_set: Vec::new(),
+                    }
+                }
+            }
         };
         self.send(h.addr, &msg);
     }

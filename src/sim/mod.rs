@@ -21,6 +21,7 @@
 
 mod churn;
 mod cluster;
+pub mod hostile;
 mod measure;
 mod oracle;
 mod report;
