@@ -13,19 +13,28 @@ fn no_single_datagram_buys_a_large_answer() {
         let what = format!("{} from {:?}: {m:?}", attack.name, attack.source);
         // No datagram out is larger than a ping or the attacker's own datagram.
         assert!(m.largest_out <= m.largest_in.max(45), "{what}");
-        // QUIC's 3x, with one exception we know of: a stranger's own datagram smaller than
-        // 45 bytes (an ack, a delivery ack) that claims an id in the leaf-set range is probed
-        // with one ping and its two retransmissions (see the issue-13 note).
-        assert!(m.byte_ratio() <= 4.0, "{what}");
+        // QUIC's 3x. (The worst is 1.25: a 36-byte delivery ack from a stranger claiming a
+        // leaf-range id buys one 45-byte ping.)
+        assert!(m.byte_ratio() <= 3.0, "{what}");
         // Reflection: a victim named in a frame gets at most one probe exchange (a ping and
         // its retransmissions); a victim forged as the source gets what the attacker would
         // (bounded below).
         if attack.source != Source::Spoofed {
             assert!(m.dgrams_to_victim <= 3, "{what}");
         }
-        // Routed data costs a hop acknowledgement to its sender and an end-to-end one to its
-        // named source; anything else, at most one probe exchange of the sender.
-        assert!(m.dgrams_out <= 5, "{what}");
+        // One datagram per datagram, with two exceptions: routed data costs a hop
+        // acknowledgement to its sender and an end-to-end one to its named source, and a
+        // leaf-set request from a stranger (a joiner announcing itself, or a forgery) gets a
+        // challenge ping with up to two retransmissions; so does a victim a member names in a
+        // list (a would-be leaf: consistency needs its retries under loss).
+        let allowed = if attack.name.starts_with("routed") {
+            2
+        } else if attack.name.starts_with("leaf-set-request") || attack.source == Source::Member {
+            3
+        } else {
+            1
+        };
+        assert!(m.dgrams_out <= allowed, "{what}");
     }
 }
 

@@ -222,16 +222,18 @@ impl Guard {
         self.ledger.contains_key(&addr)
     }
 
-    /// Whether a probe of `len` bytes to unvalidated `addr` would be within its byte credit.
+    /// Whether a reply of `len` bytes to unvalidated `addr` would be within its credit (3x its
+    /// bytes, and its datagrams).
     pub(super) fn can_spend(&self, addr: SocketAddr, len: usize) -> bool {
-        self.ledger
-            .get(&addr)
-            .is_some_and(|c| c.bytes_out + len as u64 <= c.bytes_in.saturating_mul(AMPLIFICATION))
+        self.ledger.get(&addr).is_some_and(|c| {
+            c.dgrams_out < c.dgrams_in
+                && c.bytes_out + len as u64 <= c.bytes_in.saturating_mul(AMPLIFICATION)
+        })
     }
 
     /// Whether a reply of `len` bytes may go to unvalidated `addr` (and books it if so): within
     /// 3x its bytes and within its datagrams.
-    fn spend(&mut self, addr: SocketAddr, len: usize) -> bool {
+    pub(super) fn spend(&mut self, addr: SocketAddr, len: usize) -> bool {
         let Some(c) = self.ledger.get_mut(&addr) else {
             return false;
         };

@@ -103,6 +103,9 @@ pub(super) struct Probe {
     /// Started on someone's `Failed` report: if it fails, the reporter has told the leaf set
     /// already, so we do not tell it again.
     pub(super) on_report: bool,
+    /// Started because the target's own datagram made it a candidate: each transmission is a
+    /// reply to what it sent, paid for out of its 3x credit while its address is unproven.
+    charged: bool,
     deadline: Instant,
     /// A leaf-set request of the target's to answer once the probe is answered.
     deferred: Option<Box<Deferred>>,
@@ -238,9 +241,42 @@ impl Node {
             } else {
                 ProbeKind::Ping
             };
-            self.probe(now, h, kind, from != Offered::Contact);
+            self.contact_or_listed_probe(now, h, kind, from, from != Offered::Contact);
         } else if pns || self.rt.would_accept(h.id, UNMEASURED) {
-            self.probe(now, h, ProbeKind::Ping, false);
+            self.contact_or_listed_probe(now, h, ProbeKind::Ping, from, false);
+        }
+    }
+
+    /// Probes a candidate (`force`: see `probe`). One whose own datagram made it a candidate
+    /// is probed out of what it sent (QUIC's 3x its bytes and one datagram per datagram,
+    /// retransmissions included), so a stranger's datagram buys at most that much.
+    fn contact_or_listed_probe(
+        &mut self,
+        now: Instant,
+        h: NodeHandle,
+        kind: ProbeKind,
+        from: Offered,
+        force: bool,
+    ) {
+        if from != Offered::Contact {
+            self.probe(now, h, kind, force);
+            return;
+        }
+        if !self.validated_addr(h.addr) && !self.guard.can_spend(h.addr, PROBE_BYTES) {
+            self.stats.probe_drops += 1;
+            return;
+        }
+        self.charged_probe(now, h, kind);
+    }
+
+    /// Starts a probe of `h` paid for by what `h`'s address sent us (see `Probe::charged`).
+    fn charged_probe(&mut self, now: Instant, h: NodeHandle, kind: ProbeKind) {
+        let fresh = !self.maint.probes.contains_key(&h.id);
+        self.probe(now, h, kind, false);
+        if let Some(p) = self.maint.probes.get_mut(&h.id).filter(|_| fresh) {
+            p.charged = true;
+            // Its first transmission has left already: book it.
+            let _ = self.guard.spend(h.addr, PROBE_BYTES);
         }
     }
 
@@ -265,12 +301,7 @@ impl Node {
             } else {
                 0
             };
-            // A stranger that sent us something is probed out of what it sent (QUIC's 3x its
-            // bytes); if that is spent, its next datagram will make it a candidate again.
-            let credit =
-                !self.guard.has_ledger(h.addr) || self.guard.can_spend(h.addr, PROBE_BYTES);
             if self.maint.probes.addr_busy(h.addr)
-                || !credit
                 || self.maint.probes.len() >= self.cfg.max_probes + reserve
             {
                 self.stats.probe_drops += 1;
@@ -301,6 +332,7 @@ impl Node {
                 heard: false,
                 rearmed: false,
                 on_report: false,
+                charged: false,
                 deadline,
                 deferred: None,
             },
@@ -310,6 +342,11 @@ impl Node {
     }
 
     fn send_probe(&mut self, now: Instant, h: NodeHandle, kind: ProbeKind, nonce: u64) {
+        let charged = self.maint.probes.get(&h.id).is_some_and(|p| p.charged);
+        if charged && !self.validated_addr(h.addr) && !self.guard.spend(h.addr, PROBE_BYTES) {
+            self.stats.probe_drops += 1;
+            return;
+        }
         let msg = match kind {
             ProbeKind::Ping => Message::Ping {
                 nonce,
@@ -529,6 +566,8 @@ impl Node {
                 self.send_probe(now, from, ProbeKind::Ping, nonce);
             }
             Some(_) => return,
+            // (The challenge is not charged to the requester: its retransmissions, up to three
+            // small pings per request, are what lets a joiner's announcement through loss.)
             None => self.probe(now, from, ProbeKind::Ping, false),
         }
         if let Some(p) = self.maint.probes.get_mut(&from.id) {
