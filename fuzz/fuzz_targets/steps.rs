@@ -822,13 +822,14 @@ pub(crate) fn drain(
         record(dst, msg);
     }
     while let Some(ev) = node.poll_event() {
-        if let Event::Delivered { payload, .. } = &ev {
-            if CHECK_DELIVERED_PAYLOAD {
+        if let Event::Delivered { payload, hops, .. } = &ev {
+            if CHECK_DELIVERED_LIMITS {
                 assert!(
                     payload.len() <= cfg.max_payload,
                     "delivered a {}-byte payload",
                     payload.len()
                 );
+                assert!(*hops <= cfg.max_hops, "delivered after {hops} hops");
             }
         }
     }
@@ -841,10 +842,13 @@ pub(crate) fn drain(
     out
 }
 
-/// Whether a delivered payload must be within `max_payload`. Off: issue 13 ("Payload limit
-/// bypass": a direct or forwarded routed frame larger than the limit is delivered) is not fixed
-/// yet; the fuzzer would find that one at once and nothing else.
-pub(crate) const CHECK_DELIVERED_PAYLOAD: bool = false;
+/// Whether a delivered message must be within `max_payload` and `max_hops`. Off: issue 13's
+/// "payload limit bypass" is not fixed yet (a DIRECT routed frame is delivered whatever its
+/// payload length and hop count): 79 of the 3,700 inputs the node target had collected after
+/// 10 minutes break it, so with it on the fuzzer would report that one bug over and over.
+/// `fuzz/artifacts/node/known-direct-send-over-payload-and-hop-limits` is one such input (a
+/// DIRECT frame from an unknown address, 985-byte payload, hops 34): turn this on with the fix.
+pub(crate) const CHECK_DELIVERED_LIMITS: bool = false;
 
 // ---------------------------------------------------------------------------------------------
 // The node target
