@@ -989,7 +989,7 @@ pub(crate) fn run_node(data: &[u8]) -> Reached {
 /// How far one input got (for the replay test's coverage guard and reports).
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Reached {
-    /// Steps run.
+    /// Checks made: one per step, and one per answered datagram of a conversation.
     pub(crate) steps: usize,
     /// Most leaf-set members, routing-table entries and `heap_bytes` at any step.
     pub(crate) leaf: usize,
