@@ -842,13 +842,12 @@ pub(crate) fn drain(
     out
 }
 
-/// Whether a delivered message must be within `max_payload` and `max_hops`. Off: issue 13's
-/// "payload limit bypass" is not fixed yet (a DIRECT routed frame is delivered whatever its
-/// payload length and hop count): 79 of the 3,700 inputs the node target had collected after
-/// 10 minutes break it, so with it on the fuzzer would report that one bug over and over.
-/// `fuzz/artifacts/node/known-direct-send-over-payload-and-hop-limits` is one such input (a
-/// DIRECT frame from an unknown address, 985-byte payload, hops 34): turn this on with the fix.
-pub(crate) const CHECK_DELIVERED_LIMITS: bool = false;
+/// Whether a delivered message must be within `max_payload` and `max_hops`. On since routed
+/// frames are checked on arrival (issue 13's "payload limit bypass": a DIRECT frame was delivered
+/// whatever its payload length and hop count; 79 of 3,700 inputs of the node target broke this
+/// check then). `fuzz/artifacts/node/known-direct-send-over-payload-and-hop-limits` (a DIRECT
+/// frame from an unknown address, 985-byte payload, hops 34) is its regression input.
+pub(crate) const CHECK_DELIVERED_LIMITS: bool = true;
 
 // ---------------------------------------------------------------------------------------------
 // The node target
