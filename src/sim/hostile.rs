@@ -91,6 +91,29 @@ fn routed(ctx: &Ctx, k: u64, hops: u8, flags: u8, payload: usize) -> Message {
     }
 }
 
+fn join_naming_victim(c: &Ctx, k: u64) -> Message {
+    Message::JoinRequest {
+        joiner: c.at_victim(k),
+        join_id: k,
+        hops: 1,
+    }
+}
+
+fn row_listing_victim(c: &Ctx, k: u64) -> Message {
+    Message::RowReply {
+        row: RowEntries {
+            row: 0,
+            nodes: c.list(k, 256),
+        },
+    }
+}
+
+fn leave_listing_victim(c: &Ctx, k: u64) -> Message {
+    Message::Leave {
+        leaf_set: c.list(k, 256),
+    }
+}
+
 /// Every attack [`measure`] knows, one or more per message type.
 pub fn attacks() -> Vec<Attack> {
     use Source::*;
@@ -112,20 +135,16 @@ pub fn attacks() -> Vec<Attack> {
                 hops: 0,
             }
         }),
-        a("join-request naming victim, hops 1", Attacker, |c, k| {
-            Message::JoinRequest {
-                joiner: c.at_victim(k),
-                join_id: k,
-                hops: 1,
-            }
-        }),
-        a("join-request naming victim, hops 1", Member, |c, k| {
-            Message::JoinRequest {
-                joiner: c.at_victim(k),
-                join_id: k,
-                hops: 1,
-            }
-        }),
+        a(
+            "join-request naming victim, hops 1",
+            Attacker,
+            join_naming_victim,
+        ),
+        a(
+            "join-request naming victim, hops 1",
+            Member,
+            join_naming_victim,
+        ),
         a("join-reply listing victim", Attacker, |c, k| {
             Message::JoinReply {
                 join_id: k,
@@ -166,22 +185,8 @@ pub fn attacks() -> Vec<Attack> {
         a("row-request (spoofed source)", Spoofed, |_, k| {
             Message::RowRequest { row: (k % 4) as u8 }
         }),
-        a("row-reply listing victim", Attacker, |c, k| {
-            Message::RowReply {
-                row: RowEntries {
-                    row: 0,
-                    nodes: c.list(k, 256),
-                },
-            }
-        }),
-        a("row-reply listing victim", Member, |c, k| {
-            Message::RowReply {
-                row: RowEntries {
-                    row: 0,
-                    nodes: c.list(k, 256),
-                },
-            }
-        }),
+        a("row-reply listing victim", Attacker, row_listing_victim),
+        a("row-reply listing victim", Member, row_listing_victim),
         a("ping", Attacker, |_, k| Message::Ping {
             nonce: k,
             sent_at: k,
@@ -209,12 +214,8 @@ pub fn attacks() -> Vec<Attack> {
             routed(c, k, 255, RoutedFlags::DIRECT, 64)
         }),
         a("ack", Attacker, |_, k| Message::Ack { msg_id: k, hops: 1 }),
-        a("leave listing victim", Attacker, |c, k| Message::Leave {
-            leaf_set: c.list(k, 256),
-        }),
-        a("leave listing victim", Member, |c, k| Message::Leave {
-            leaf_set: c.list(k, 256),
-        }),
+        a("leave listing victim", Attacker, leave_listing_victim),
+        a("leave listing victim", Member, leave_listing_victim),
         a("undeliverable", Attacker, |c, k| Message::Undeliverable {
             msg_id: k,
             key: c.near(k),
