@@ -339,3 +339,30 @@ fn one_list_makes_at_most_a_leaf_set_of_probes_and_no_list_goes_to_an_unproven_a
         input.len()
     );
 }
+
+#[test]
+fn a_strangers_request_is_answered_before_it_is_probed() {
+    // A stranger's ping (or row request) buys one datagram back (anti-amplification): it must
+    // be the answer it asked for, not our probe of it, or a node that holds us but that we do
+    // not hold would see its pings go unanswered.
+    let mut c = settled(3);
+    let stranger = Id(ids(3)[0].0 + 5);
+    let ping = Message::Ping {
+        nonce: 77,
+        sent_at: 1,
+        active: true,
+    };
+    c.inject(0, attacker(), &frame(stranger, &ping));
+    let out: Vec<Message> = c.outside.drain(..).map(|d| decoded(&d)).collect();
+    assert_eq!(
+        out,
+        vec![Message::Pong {
+            nonce: 77,
+            sent_at: 1
+        }]
+    );
+    let row = Message::RowRequest { row: 0 };
+    c.inject(0, attacker(), &frame(stranger, &row));
+    let out: Vec<Message> = c.outside.drain(..).map(|d| decoded(&d)).collect();
+    assert!(matches!(out[..], [Message::RowReply { .. }]), "{out:?}");
+}

@@ -424,24 +424,44 @@ impl Node {
         }
         let sender = NodeHandle::new(hdr.sender, from);
         self.probe_heard(sender);
-        match msg {
+        // A stranger that asked for an answer (a pong, an acknowledgement, a row) is learned of
+        // after it is answered: the answer comes before any probe of ours, both paid for out of
+        // what it sent (see `guard`). Anything else is learned of first (a join reply's sender,
+        // say, is probed before the reply is read).
+        let answer_first = matches!(
+            msg,
+            Message::Ping { .. } | Message::RowRequest { .. } | Message::Routed { .. }
+        );
+        let contact = match msg {
             // A leaf-set request is judged by its own challenge (its sender holds us, or is
             // about to); a joiner is not part of the overlay yet; a leaver no longer is; a pong
             // is judged by the probe it answers.
-            Message::LeafSetRequest { .. } => self.note_holder(now, sender),
-            Message::JoinRequest { .. } | Message::Leave { .. } | Message::Pong { .. } => {}
+            Message::LeafSetRequest { .. } => {
+                self.note_holder(now, sender);
+                false
+            }
+            Message::JoinRequest { .. } | Message::Leave { .. } | Message::Pong { .. } => false,
             // Joining nodes probe with pings: refresh known senders, but do not take new ones in
             // (a joiner must not become anyone's next hop before it has announced itself). An
             // active node that pings us holds us in its tables: if we do not hold it (we
             // declared it failed, say), it may prove itself again.
             Message::Ping { active: true, .. } => {
                 self.note_holder(now, sender);
-                self.learn(now, sender, Learned::Contact)
+                true
             }
-            Message::Ping { .. } => self.refresh(now, sender),
-            _ => self.learn(now, sender, Learned::Contact),
+            Message::Ping { .. } => {
+                self.refresh(now, sender);
+                false
+            }
+            _ => true,
+        };
+        if contact && !answer_first {
+            self.learn(now, sender, Learned::Contact);
         }
         self.dispatch(now, sender, msg);
+        if contact && answer_first && self.phase != Phase::Stopped {
+            self.learn(now, sender, Learned::Contact);
+        }
     }
 
     fn dispatch(&mut self, now: Instant, from: NodeHandle, msg: Message) {
