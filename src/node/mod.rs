@@ -356,6 +356,14 @@ impl Node {
         Some(dst)
     }
 
+    /// The datagrams queued for sending, oldest first, without taking them (for simulators and
+    /// tests that look at what a call produced before [`Node::poll_transmit`] drains it).
+    pub fn queued(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> + '_ {
+        self.outbox
+            .iter()
+            .map(|(dst, frame)| (*dst, frame.as_slice()))
+    }
+
     /// The next event for the application.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {

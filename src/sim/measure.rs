@@ -66,6 +66,53 @@ impl Sim {
         (fill, have as f64 / nodes.max(1) as f64)
     }
 
+    /// The Pastry paper's measure of proximity neighbour selection (its Fig. 7): for each live
+    /// active node and each row of its routing table with a filled cell, how many filled cells do
+    /// not hold the proximity-closest live active node that qualifies for the cell; averaged
+    /// over those (node, row) pairs. The oracle looks at every live active node for each node
+    /// measured, so with more than `sample` nodes only an evenly spread `sample` of them are
+    /// measured. NaN when no node has a filled cell.
+    pub fn rt_non_best_per_row(&self, sample: usize) -> f64 {
+        let b = self.cfg.node.b;
+        let topo = self.cfg.topology;
+        let active: Vec<(Id, NodeIdx)> = self
+            .live()
+            .filter_map(|i| self.node(i).filter(|n| n.is_active()).map(|n| (n.id(), i)))
+            .collect();
+        let step = active.len().div_ceil(sample.max(1)).max(1);
+        let (mut non_best, mut rows) = (0u64, 0u64);
+        for &(_, i) in active.iter().step_by(step) {
+            let rt = self.node(i).expect("live").routing_table();
+            let used = rt.used_rows();
+            let pos = self.slots[i.0 as usize].pos;
+            // The closest qualifying latency of every cell of the used rows.
+            let mut best = vec![u64::MAX; used * b.base()];
+            for &(id, j) in &active {
+                let Some((r, c)) = rt.cell_of(id).filter(|&(r, _)| r < used) else {
+                    continue;
+                };
+                let d = topo.latency(pos, self.slots[j.0 as usize].pos).as_micros();
+                let cell = &mut best[r * b.base() + c];
+                *cell = (*cell).min(d);
+            }
+            for r in 0..used {
+                let mut filled = false;
+                for c in 0..b.base() {
+                    let Some(e) = rt.get(r, c) else { continue };
+                    filled = true;
+                    let held = super::idx_of(e.node.addr).map_or(u64::MAX, |k| {
+                        topo.latency(pos, self.slots[k.0 as usize].pos).as_micros()
+                    });
+                    if held > best[r * b.base() + c] {
+                        non_best += 1;
+                    }
+                }
+                rows += u64::from(filled);
+            }
+        }
+        non_best as f64 / rows as f64
+    }
+
     /// Maintenance rates count from here on (so a steady phase is measured apart from the
     /// overlay's growth). Without a mark they count from each node's start.
     pub fn mark_traffic(&mut self) {
