@@ -35,6 +35,7 @@
 //! ```
 
 mod config;
+mod discovery;
 mod join;
 pub use join::JoinError;
 mod maintenance;
@@ -438,8 +439,13 @@ impl Node {
                 leaf_set,
                 ..
             } => self.on_leaf_set_reply(now, from, nonce, admitted, &leaf_set),
-            Message::RowRequest { row } => self.on_row_request(from, row),
+            Message::RowRequest { row } => self.on_row_request(now, from, row),
             Message::RowReply { row } => self.on_row_reply(now, from, row),
+            // A newcomer is in nobody's tables until its join's root has first answered, and
+            // must not enter any before (it would be handed messages and joins it cannot
+            // route): it proves its address to nobody, though the nodes it asked for rows while
+            // looking for a nearby one (see `discovery`) may try to measure it.
+            Message::Ping { .. } if self.phase == Phase::Joining && !self.join.announced => {}
             Message::Ping { nonce, sent_at, .. } => {
                 self.send(from.addr, &Message::Pong { nonce, sent_at })
             }
@@ -489,6 +495,7 @@ impl Node {
                 Timer::Probe(id) => self.on_probe_timer(now, at, id),
                 Timer::Delivery(msg_id) => self.on_delivery_timer(now, at, msg_id),
                 Timer::JoinExchange => self.exchange_with_adjacent(now),
+                Timer::Discovery => self.on_discovery_timer(now),
             }
         }
     }

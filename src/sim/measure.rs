@@ -133,6 +133,7 @@ impl Sim {
     pub fn collect_traffic(&mut self) {
         let (mut maint, mut maint_bytes, mut join, mut mem) = (0u64, 0u64, 0u64, 0usize);
         self.report.msgs_by_type = [0; 16];
+        self.report.join_by_type = [0; 16];
         let mut n = 0u64;
         let mut alive_s = 0.0;
         let mark = self.traffic_mark.unwrap_or(Instant::ZERO);
@@ -142,6 +143,9 @@ impl Sim {
                 let st = node.stats();
                 for (t, c) in st.sent_by_type.iter().enumerate() {
                     self.report.msgs_by_type[t] += c;
+                }
+                for (t, c) in st.joining_by_type.iter().enumerate() {
+                    self.report.join_by_type[t] += c;
                 }
                 maint += st.maintenance_msgs() - s.maint_mark.0;
                 maint_bytes += st.maintenance_bytes() - s.maint_mark.1;
@@ -154,6 +158,9 @@ impl Sim {
         let r = &mut self.report;
         for (t, c) in g.by_type.iter().enumerate() {
             r.msgs_by_type[t] += c;
+        }
+        for (t, c) in g.join_by_type.iter().enumerate() {
+            r.join_by_type[t] += c;
         }
         r.maintenance_msgs = maint + g.maint;
         r.maintenance_bytes = maint_bytes + g.maint_bytes;

@@ -125,6 +125,7 @@ struct Departed {
     node_seconds: f64,
     nodes: u64,
     by_type: [u64; 16],
+    join_by_type: [u64; 16],
 }
 
 /// A churn process: nodes arrive (Poisson) and depart after exponential sessions.
@@ -376,6 +377,19 @@ impl Sim {
         idx
     }
 
+    /// Moves node `i` to `pos` (a scripted topology; do it before the node starts).
+    pub fn place(&mut self, i: NodeIdx, pos: Point) {
+        if let Some(s) = self.slots.get_mut(i.0 as usize) {
+            s.pos = pos;
+        }
+    }
+
+    /// The one-way latency between nodes `a` and `b` in the simulation's topology.
+    pub fn latency(&self, a: NodeIdx, b: NodeIdx) -> Duration {
+        let (pa, pb) = (self.slots[a.0 as usize].pos, self.slots[b.0 as usize].pos);
+        self.cfg.topology.latency(pa, pb)
+    }
+
     /// Starts node `i`: alone when `bootstrap` is `None`, else joining through it.
     pub fn start(&mut self, i: NodeIdx, bootstrap: Option<NodeIdx>) {
         let now = self.now;
@@ -525,6 +539,9 @@ impl Sim {
         g.nodes += 1;
         for (t, c) in st.sent_by_type.iter().enumerate() {
             g.by_type[t] += c;
+        }
+        for (t, c) in st.joining_by_type.iter().enumerate() {
+            g.join_by_type[t] += c;
         }
         true
     }

@@ -133,6 +133,8 @@ pub struct Report {
     pub join_msgs: u64,
     /// Messages sent by live nodes, by wire message type number.
     pub msgs_by_type: [u64; 16],
+    /// Messages sent while joining (discovery included), by wire message type number.
+    pub join_by_type: [u64; 16],
     /// Approximate memory of live nodes, bytes.
     pub node_bytes: u64,
     /// Live nodes at collection.
@@ -317,13 +319,17 @@ impl Report {
             "dlv-ack",
             "failed",
         ];
-        let mut by = String::new();
-        for (t, c) in self.msgs_by_type.iter().enumerate() {
-            if *c > 0 {
-                let _ = write!(by, " {}:{}", names.get(t).copied().unwrap_or("?"), c);
+        let by_type = |counts: &[u64; 16]| {
+            let mut by = String::new();
+            for (t, c) in counts.iter().enumerate() {
+                if *c > 0 {
+                    let _ = write!(by, " {}:{}", names.get(t).copied().unwrap_or("?"), c);
+                }
             }
-        }
-        let _ = writeln!(o, "  by type     {by}");
+            by
+        };
+        let _ = writeln!(o, "  by type     {}", by_type(&self.msgs_by_type));
+        let _ = writeln!(o, "  join by type{}", by_type(&self.join_by_type));
         let _ = writeln!(
             o,
             "  memory       {:.1} KiB/node (peak RSS / nodes)",
