@@ -6,6 +6,7 @@ pub(crate) mod logger;
 pub(crate) mod metrics;
 pub(crate) mod node;
 pub(crate) mod output;
+pub(crate) mod proximity;
 pub(crate) mod ring;
 pub(crate) mod sim;
 pub(crate) mod state;
@@ -42,6 +43,9 @@ enum Command {
     /// The churn sweep: simulations at several median session times, crash-only and half
     /// graceful, as a table (or JSON lines) and an SVG plot.
     Sweep(sweep::SweepArgs),
+    /// Proximity against N: delay stretch and routing-table quality, plane and sphere, random
+    /// bootstraps; a table (or JSON lines) and an SVG plot.
+    Proximity(proximity::ProximityArgs),
 }
 
 /// A failure of a subcommand after its arguments were accepted (exit code 1).
@@ -64,6 +68,7 @@ pub(crate) fn run() -> ExitCode {
         Some(Command::Node(a)) => node::main(&a),
         Some(Command::Sim(a)) => sim::main(&a),
         Some(Command::Sweep(a)) => sweep::main(&a),
+        Some(Command::Proximity(a)) => proximity::main(&a),
         None => ring::main(&cli.ring),
     };
     logger::flush();
