@@ -423,6 +423,40 @@ fn churn_sweep_prints_json_lines_and_draws_its_plot() {
 }
 
 #[test]
+fn proximity_prints_json_lines_and_draws_its_plot() {
+    let dir = temp_dir("proximity");
+    let svg = dir.join("proximity.svg");
+    let out = run_ok(&[
+        "proximity",
+        "--nodes",
+        "30,60",
+        "--lookups-per-node",
+        "5",
+        "--json",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    json_tool(&out, true);
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Two sizes on the plane, then on the sphere.
+    assert_eq!(rows.len(), 4, "{out}");
+    assert_eq!(
+        (&rows[0]["topology"], &rows[3]["nodes"]),
+        (&"plane".into(), &60.into())
+    );
+    for r in &rows {
+        assert!(r["stretch_of_sums"].as_f64().unwrap() >= 1.0, "{r}");
+        assert!(r["rt_non_best_per_row"].as_f64().is_some(), "{r}");
+    }
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("stretch") && svg.contains("sphere"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn report_json_with_nan_and_infinity_is_valid() {
     use pastry::sim::{Report, Summary};
     let r = Report {

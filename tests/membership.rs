@@ -121,7 +121,9 @@ fn concurrent_joins_converge_under_loss() {
     // With 5% loss a live neighbour is now and then declared failed (all of a probe's datagrams
     // lost); it pings us at its next leaf tick (within two probe periods of its activation, as
     // ticks are jittered) and proves itself again.
-    let worst = joins_converge(0..40, 0.05, Duration::from_secs(45));
+    // (45 s until nearest-node discovery came: a newcomer now answers no prober before its
+    // join's root has, so one of the 40 seeds, 35, needs one more probe period: 60-75 s.)
+    let worst = joins_converge(0..40, 0.05, Duration::from_secs(75));
     println!("5% loss: worst convergence after the last join {worst:?}");
 }
 
@@ -222,10 +224,12 @@ fn churn_at_84_s_sessions_keeps_every_delivery_at_the_root() {
 #[test]
 #[ignore]
 fn diag() {
-    let (mut s, _) = concurrent_joins(10, 64, 0.05);
-    trace(&mut s, &["03416c", "f84bcf"]);
+    let (mut s, _) = concurrent_joins(35, 64, 0.05);
     until_all_joined(&mut s, 64, Duration::from_secs(120));
-    s.run_for(Duration::from_secs(45));
+    for k in 0..12 {
+        s.run_for(Duration::from_secs(15));
+        println!("{}s: {} wrong", 15 * (k + 1), s.wrong_leaf_sets().len());
+    }
     for i in s.wrong_leaf_sets() {
         let n = s.node(i).unwrap();
         let (cw, ccw) = s.oracle().leaf_sides(n.id(), n.leaf_set().half());

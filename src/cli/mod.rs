@@ -7,6 +7,7 @@ pub(crate) mod logger;
 pub(crate) mod metrics;
 pub(crate) mod node;
 pub(crate) mod output;
+pub(crate) mod proximity;
 pub(crate) mod ring;
 pub(crate) mod sim;
 pub(crate) mod state;
@@ -46,6 +47,9 @@ enum Command {
     /// The amplification table: for every kind of forged, reflected or flooding datagram, what
     /// a simulated 8-node cluster sends out of itself per byte and datagram the attacker sent.
     Amplification(amplification::AmplificationArgs),
+    /// Proximity against N: delay stretch and routing-table quality, plane and sphere, random
+    /// bootstraps; a table (or JSON lines) and an SVG plot.
+    Proximity(proximity::ProximityArgs),
 }
 
 /// A failure of a subcommand after its arguments were accepted (exit code 1).
@@ -69,6 +73,7 @@ pub(crate) fn run() -> ExitCode {
         Some(Command::Sim(a)) => sim::main(&a),
         Some(Command::Sweep(a)) => sweep::main(&a),
         Some(Command::Amplification(a)) => amplification::main(&a),
+        Some(Command::Proximity(a)) => proximity::main(&a),
         None => ring::main(&cli.ring),
     };
     logger::flush();

@@ -7,7 +7,7 @@ use std::time::{Duration as StdDuration, Instant as WallClock};
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, ValueEnum};
 use pastry::node::Config;
-use pastry::sim::{ChurnSpec, Faults, Outcome, Scenario, SimConfig, Topology};
+use pastry::sim::{Bootstrap, ChurnSpec, Faults, Outcome, Scenario, SimConfig, Topology};
 use pastry::{DigitBits, Duration};
 
 use super::{args, Failure};
@@ -19,6 +19,15 @@ enum TopologyArg {
     Sphere,
     /// Nodes on a plane, latency from the Euclidean distance.
     Plane,
+}
+
+/// How `--bootstrap` picks the node each newcomer joins through.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum BootstrapArg {
+    /// A uniformly random active node (finding a nearby one is the protocol's job).
+    Random,
+    /// The proximity-closest of 32 random active nodes (the Pastry paper's assumption).
+    Near,
 }
 
 /// Options of `pastry sim`.
@@ -60,6 +69,9 @@ pub(crate) struct SimArgs {
     /// Proximity model.
     #[arg(long, value_enum, default_value_t = TopologyArg::Sphere)]
     topology: TopologyArg,
+    /// How each newcomer's bootstrap node is chosen.
+    #[arg(long, value_enum, default_value_t = BootstrapArg::Random)]
+    bootstrap: BootstrapArg,
     /// Joins per virtual second (default N/20, within 50..2000).
     #[arg(long = "join-rate", value_name = "R", value_parser = args::positive)]
     join_rate: Option<f64>,
@@ -113,6 +125,10 @@ pub(crate) fn main(a: &SimArgs) -> Result<(), Failure> {
             jitter: Duration(a.jitter.as_micros() as u64),
         },
         node,
+        bootstrap: match a.bootstrap {
+            BootstrapArg::Random => Bootstrap::Random,
+            BootstrapArg::Near => Bootstrap::Near,
+        },
     };
     let mut scenario = Scenario::new(nodes, lookups, cfg);
     scenario.join_rate = join_rate;

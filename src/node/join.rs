@@ -1,5 +1,5 @@
-//! Joining (paper §3.1, with MSPastry's consistency rule): the newcomer asks a bootstrap node to
-//! route a join request toward the newcomer's id; every node on the path sends it the routing
+//! Joining (paper §3.1, with MSPastry's consistency rule): the newcomer finds a node near it
+//! (see [`super::discovery`]) and asks it to route a join request toward the newcomer's id; every node on the path sends it the routing
 //! rows it shares, the bootstrap its neighbourhood set, the root its leaf set. The newcomer probes
 //! what it learns, announces itself to every leaf-set member, and becomes active only when each
 //! of them has answered.
@@ -38,14 +38,17 @@ impl std::error::Error for JoinError {}
 /// The newcomer's side of a join.
 #[derive(Debug, Default)]
 pub(super) struct JoinState {
-    bootstraps: Vec<SocketAddr>,
-    next: usize,
+    pub(super) bootstraps: Vec<SocketAddr>,
+    pub(super) next: usize,
     attempts: u32,
     join_id: u64,
     /// The ids of this join's attempts (the latest last): replies carrying another are forged.
     sent_ids: Vec<u64>,
     retry_at: Instant,
     root_replied: bool,
+    /// A root has answered at least once (unlike `root_replied`, not reset when the join starts
+    /// over): from then on the newcomer may be in others' tables, and answers their pings.
+    pub(super) announced: bool,
     /// The node that answered as the join's root: it must answer our probe (and so enter our
     /// leaf set) before we may activate; if it does not, the join starts over.
     root: Option<NodeHandle>,
@@ -56,6 +59,8 @@ pub(super) struct JoinState {
     /// Others' join requests that reached us while we were joining ourselves: answered once we
     /// are active (we may be their root).
     held: Vec<(NodeHandle, NodeHandle, u64, u8)>,
+    /// The nearest-node walk that comes before the join request (see [`super::discovery`]).
+    pub(super) discovery: Option<Box<super::discovery::Discovery>>,
 }
 
 /// Most held join requests.
@@ -81,11 +86,12 @@ impl Node {
             bootstraps: bootstraps.to_vec(),
             ..JoinState::default()
         };
-        self.send_join_request(now);
+        // First a node near us (its rows and neighbours are near us too); the join follows.
+        self.start_discovery(now, bootstraps[0]);
         Ok(())
     }
 
-    fn send_join_request(&mut self, now: Instant) {
+    pub(super) fn send_join_request(&mut self, now: Instant) {
         // A retry goes to the nearest live node already learned (it is probably the root or one
         // hop from it, so a lossy path is short), every other retry to the next bootstrap.
         let me = self.me.id;
@@ -292,6 +298,7 @@ impl Node {
         }
         if flags & join_flags::ROOT != 0 {
             self.join.root_replied = true;
+            self.join.announced = true;
             self.join.root = Some(from);
         }
         // Probe everything offered (leaf-set members first, so they are asked for their leaf

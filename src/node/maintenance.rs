@@ -29,7 +29,9 @@ const FAR_FACTOR_QUIET: u64 = 6;
 const QUIET_TICKS: u32 = 6;
 
 /// Unknown nodes of a received routing-table row measured for proximity (beyond empty cells).
-const PNS_PER_ROW: usize = 1;
+/// The newcomer's rows, asked of each row's nodes on activation (constrained gossip), and the
+/// periodic exchanges alike.
+const PNS_PER_ROW: usize = 2;
 
 /// The size of a ping probe on the wire (the smallest probe).
 const PROBE_BYTES: usize = crate::wire::HEADER_LEN + 17 + crate::wire::TRAILER_LEN;
@@ -62,6 +64,11 @@ pub(super) enum Offered {
     },
     /// It sent us a datagram itself: its address is where it claims to be, if it answers.
     Contact,
+    /// It asked us for a routing-table row (a newcomer telling its table, or maintenance): it
+    /// shares that row's prefix with us, so it is a candidate for our own table, measured even
+    /// for a filled cell (proximity neighbour selection; how old nodes' tables keep converging
+    /// as nearer nodes join). Its own datagram, like [`Offered::Contact`].
+    RowAsker,
 }
 
 /// What a probe asks for.
@@ -106,6 +113,10 @@ pub(super) struct Probe {
     /// Started because the target's own datagram made it a candidate: each transmission is a
     /// reply to what it sent, paid for out of its 3x credit while its address is unproven.
     charged: bool,
+    /// Probes a stranger because of its own datagram: if it does not answer, it is not
+    /// tombstoned (a newcomer looking for a nearby node asks rows but answers nobody yet; lists
+    /// may name it once it has joined).
+    contacted: bool,
     deadline: Instant,
     /// A leaf-set request of the target's to answer once the probe is answered.
     deferred: Option<Box<Deferred>>,
@@ -205,14 +216,16 @@ impl Node {
     /// With `pns`, unknown nodes are probed even for filled routing-table cells (a closer one
     /// replaces the occupant: proximity neighbour selection).
     pub(super) fn candidate(&mut self, now: Instant, h: NodeHandle, from: Offered) {
-        if h.id == self.me.id || self.maint.probes.contains_key(&h.id) {
+        if h.id == self.me.id {
+            return;
+        }
+        if self.maint.probes.contains_key(&h.id) {
             return;
         }
         // Lists do not bring back the dead, nor an address that stayed silent whatever id they
         // claim there; a node's own datagram may (if it answers).
-        if from != Offered::Contact
-            && (self.is_tombstoned(now, h.id) || self.guard.is_silent(now, h.addr))
-        {
+        let own_datagram = matches!(from, Offered::Contact | Offered::RowAsker);
+        if !own_datagram && (self.is_tombstoned(now, h.id) || self.guard.is_silent(now, h.addr)) {
             self.stats.probe_drops += u64::from(!self.is_tombstoned(now, h.id));
             return;
         }
@@ -228,7 +241,7 @@ impl Node {
             self.stats.addr_conflicts += 1;
             return;
         }
-        let pns = matches!(from, Offered::Row { pns: true });
+        let pns = matches!(from, Offered::Row { pns: true } | Offered::RowAsker);
         if leaf_gap {
             // A would-be leaf named by a neighbour gets a leaf-set request, which announces us
             // (it learns of us as we learn of it, even if its answers are lost); to an unproven
@@ -236,29 +249,32 @@ impl Node {
             // us knows us already and gets a ping. Before the join's root has answered, a
             // joiner only pings. A stranger's own datagram counts against the probe budget like
             // anything else.
-            let kind = if self.may_announce() && from != Offered::Contact {
+            let kind = if self.may_announce() && !own_datagram {
                 ProbeKind::LeafSet
             } else {
                 ProbeKind::Ping
             };
-            self.contact_or_listed_probe(now, h, kind, from, from != Offered::Contact);
+            self.contact_or_listed_probe(now, h, kind, own_datagram, !own_datagram);
         } else if pns || self.rt.would_accept(h.id, UNMEASURED) {
-            self.contact_or_listed_probe(now, h, ProbeKind::Ping, from, false);
+            self.contact_or_listed_probe(now, h, ProbeKind::Ping, own_datagram, false);
         }
     }
 
     /// Probes a candidate (`force`: see `probe`). One whose own datagram made it a candidate
     /// is probed out of what it sent (QUIC's 3x its bytes and one datagram per datagram,
     /// retransmissions included), so a stranger's datagram buys at most that much.
+    /// (`own_datagram`: its own datagram made it a candidate; such a probe also does not
+    /// tombstone it if it stays silent: a newcomer looking for a nearby node asks rows but
+    /// answers nobody yet.)
     fn contact_or_listed_probe(
         &mut self,
         now: Instant,
         h: NodeHandle,
         kind: ProbeKind,
-        from: Offered,
+        own_datagram: bool,
         force: bool,
     ) {
-        if from != Offered::Contact {
+        if !own_datagram {
             self.probe(now, h, kind, force);
             return;
         }
@@ -267,6 +283,9 @@ impl Node {
             return;
         }
         self.charged_probe(now, h, kind);
+        if let Some(p) = self.maint.probes.get_mut(&h.id) {
+            p.contacted = true;
+        }
     }
 
     /// Starts a probe of `h` paid for by what `h`'s address sent us (see `Probe::charged`).
@@ -333,6 +352,7 @@ impl Node {
                 rearmed: false,
                 on_report: false,
                 charged: false,
+                contacted: false,
                 deadline,
                 deferred: None,
             },
@@ -417,7 +437,7 @@ impl Node {
             return;
         }
         if p.attempts > p.retries {
-            let (started, on_report) = (p.started, p.on_report);
+            let (started, on_report, contacted) = (p.started, p.on_report, p.contacted);
             self.maint.probes.remove(&id);
             // Heard from it meanwhile (say, its own challenge pings): alive, though this
             // exchange lost its datagrams. Not a failure; maintenance will ask again.
@@ -437,10 +457,13 @@ impl Node {
                 } else {
                     CANDIDATE_TOMBSTONE
                 };
-                self.tombstone(now, id, ttl.min(self.cfg.tombstone_ttl));
-                // Its address stays unprobed as long, whatever id the next list claims there.
-                self.guard
-                    .mark_silent(now, handle.addr, ttl.min(self.cfg.tombstone_ttl));
+                if !contacted {
+                    self.tombstone(now, id, ttl.min(self.cfg.tombstone_ttl));
+                    // Its address stays unprobed as long, whatever id the next list claims
+                    // there.
+                    self.guard
+                        .mark_silent(now, handle.addr, ttl.min(self.cfg.tombstone_ttl));
+                }
                 self.remove_peer_record(id);
                 self.join_check_complete(now);
             }
@@ -472,6 +495,9 @@ impl Node {
     fn probe_answered(&mut self, now: Instant, from: NodeHandle, p: Probe, rtt: Option<u32>) {
         let was_leaf = self.leaf.contains(from.id);
         self.learn(now, from, Learned::Answered { rtt });
+        if self.discovering() {
+            self.discovery_measured(now, from, rtt);
+        }
         // A new leaf proven by a ping, that did not ask us for our leaf set itself: exchange
         // leaf sets with it now, which announces us to it (leaf sets stay symmetric).
         if p.kind == ProbeKind::Ping
@@ -638,7 +664,16 @@ impl Node {
         self.probe_answered(now, from, p, rtt);
     }
 
-    pub(super) fn on_row_request(&mut self, from: NodeHandle, row: u8) {
+    pub(super) fn on_row_request(&mut self, now: Instant, from: NodeHandle, row: u8) {
+        // A joining node's rows are not complete yet, and a newcomer looking for a nearby node
+        // must not pick one still joining (see `discovery`): only active nodes answer.
+        if self.phase != Phase::Active {
+            return;
+        }
+        // (A would-be leaf was offered already by its datagram, as a contact.)
+        if !self.knows(from.id) && !self.leaf.would_accept(from.id) {
+            self.candidate(now, from, Offered::RowAsker);
+        }
         let nodes: Vec<NodeHandle> = self
             .rt
             .row(usize::from(row))
@@ -652,20 +687,38 @@ impl Node {
     }
 
     pub(super) fn on_row_reply(&mut self, now: Instant, from: NodeHandle, row: RowEntries) {
+        if self.discovering() {
+            self.discovery_row(now, from, row);
+            return;
+        }
         // We ask only nodes we hold: a row from anyone else is unsolicited.
         if !self.validated(from) {
             self.stats.unsolicited += 1;
             return;
         }
-        // Fill empty cells; also measure a few unknown nodes for filled cells (PNS).
-        let mut pns_budget = PNS_PER_ROW;
+        // Fill empty cells; also measure a few unknown nodes for filled cells (proximity
+        // neighbour selection): those whose cell holds the farthest occupant first, where a
+        // closer node is likeliest and gains most. A closer one replaces the occupant.
         let cells = 1usize << self.cfg.b.bits();
+        let mut pns: smallvec::SmallVec<[(u32, NodeHandle); 16]> = smallvec::SmallVec::new();
         for h in row.nodes.into_iter().take(cells) {
-            let pns = pns_budget > 0 && !self.knows(h.id);
-            if pns && !self.rt.would_accept(h.id, UNMEASURED) {
-                pns_budget -= 1;
+            if h.id == self.me.id || self.knows(h.id) {
+                continue;
             }
-            self.learn(now, h, Learned::Listed(Offered::Row { pns }));
+            if self.rt.would_accept(h.id, UNMEASURED) {
+                self.learn(now, h, Learned::Listed(Offered::Row { pns: false }));
+                continue;
+            }
+            let held = self
+                .rt
+                .cell_of(h.id)
+                .and_then(|(r, c)| self.rt.get(r, c))
+                .map_or(0, |e| e.rtt_us);
+            pns.push((held, h));
+        }
+        pns.sort_by_key(|&(held, h)| (core::cmp::Reverse(held), h.id));
+        for (_, h) in pns.into_iter().take(PNS_PER_ROW) {
+            self.learn(now, h, Learned::Listed(Offered::Row { pns: true }));
         }
     }
 

@@ -35,6 +35,7 @@
 //! ```
 
 mod config;
+mod discovery;
 mod guard;
 mod join;
 pub use join::JoinError;
@@ -390,6 +391,14 @@ impl Node {
         Some(dst)
     }
 
+    /// The datagrams queued for sending, oldest first, without taking them (for simulators and
+    /// tests that look at what a call produced before [`Node::poll_transmit`] drains it).
+    pub fn queued(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> + '_ {
+        self.outbox
+            .iter()
+            .map(|(dst, frame)| (*dst, frame.as_slice()))
+    }
+
     /// The next event for the application.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -487,8 +496,16 @@ impl Node {
                 leaf_set,
                 ..
             } => self.on_leaf_set_reply(now, from, nonce, admitted, &leaf_set),
-            Message::RowRequest { row } => self.on_row_request(from, row),
+            Message::RowRequest { row } => self.on_row_request(now, from, row),
             Message::RowReply { row } => self.on_row_reply(now, from, row),
+            // A newcomer is in nobody's tables until its join's root has first answered, and
+            // must not enter any before (it would be handed messages and joins it cannot
+            // route): it proves its address to nobody, though the nodes it asked for rows while
+            // looking for a nearby one (see `discovery`) may try to measure it.
+            // Validation pings (`active: false`: a join path checking the joiner's address, see
+            // `guard`) are answered: they admit nobody anywhere.
+            Message::Ping { active: true, .. }
+                if self.phase == Phase::Joining && !self.join.announced => {}
             Message::Ping { nonce, sent_at, .. } => {
                 self.send(from.addr, &Message::Pong { nonce, sent_at })
             }
@@ -538,6 +555,7 @@ impl Node {
                 Timer::Probe(id) => self.on_probe_timer(now, at, id),
                 Timer::Delivery(msg_id) => self.on_delivery_timer(now, at, msg_id),
                 Timer::JoinExchange => self.exchange_with_adjacent(now),
+                Timer::Discovery => self.on_discovery_timer(now),
             }
         }
     }

@@ -25,6 +25,8 @@ pub(crate) enum Timer {
     Delivery(u64),
     /// A few seconds after activation: one leaf-set exchange with the adjacent members.
     JoinExchange,
+    /// A step of the nearest-node walk before the join is due its answers.
+    Discovery,
 }
 
 /// A min-heap of `(deadline, timer, sequence)`.

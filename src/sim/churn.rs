@@ -55,7 +55,7 @@ impl Sim {
             }
         } else {
             let i = self.add_node(None);
-            let boot = self.nearby_active(i);
+            let boot = self.bootstrap_for(i);
             self.start(i, boot);
         }
         self.schedule_churn();

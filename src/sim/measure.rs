@@ -66,6 +66,53 @@ impl Sim {
         (fill, have as f64 / nodes.max(1) as f64)
     }
 
+    /// The Pastry paper's measure of proximity neighbour selection (its Fig. 7): for each live
+    /// active node and each row of its routing table with a filled cell, how many filled cells do
+    /// not hold the proximity-closest live active node that qualifies for the cell; averaged
+    /// over those (node, row) pairs. The oracle looks at every live active node for each node
+    /// measured, so with more than `sample` nodes only an evenly spread `sample` of them are
+    /// measured. NaN when no node has a filled cell.
+    pub fn rt_non_best_per_row(&self, sample: usize) -> f64 {
+        let b = self.cfg.node.b;
+        let topo = self.cfg.topology;
+        let active: Vec<(Id, NodeIdx)> = self
+            .live()
+            .filter_map(|i| self.node(i).filter(|n| n.is_active()).map(|n| (n.id(), i)))
+            .collect();
+        let step = active.len().div_ceil(sample.max(1)).max(1);
+        let (mut non_best, mut rows) = (0u64, 0u64);
+        for &(_, i) in active.iter().step_by(step) {
+            let rt = self.node(i).expect("live").routing_table();
+            let used = rt.used_rows();
+            let pos = self.slots[i.0 as usize].pos;
+            // The closest qualifying latency of every cell of the used rows.
+            let mut best = vec![u64::MAX; used * b.base()];
+            for &(id, j) in &active {
+                let Some((r, c)) = rt.cell_of(id).filter(|&(r, _)| r < used) else {
+                    continue;
+                };
+                let d = topo.latency(pos, self.slots[j.0 as usize].pos).as_micros();
+                let cell = &mut best[r * b.base() + c];
+                *cell = (*cell).min(d);
+            }
+            for r in 0..used {
+                let mut filled = false;
+                for c in 0..b.base() {
+                    let Some(e) = rt.get(r, c) else { continue };
+                    filled = true;
+                    let held = super::idx_of(e.node.addr).map_or(u64::MAX, |k| {
+                        topo.latency(pos, self.slots[k.0 as usize].pos).as_micros()
+                    });
+                    if held > best[r * b.base() + c] {
+                        non_best += 1;
+                    }
+                }
+                rows += u64::from(filled);
+            }
+        }
+        non_best as f64 / rows as f64
+    }
+
     /// Maintenance rates count from here on (so a steady phase is measured apart from the
     /// overlay's growth). Without a mark they count from each node's start.
     pub fn mark_traffic(&mut self) {
@@ -86,6 +133,7 @@ impl Sim {
     pub fn collect_traffic(&mut self) {
         let (mut maint, mut maint_bytes, mut join, mut mem) = (0u64, 0u64, 0u64, 0usize);
         self.report.msgs_by_type = [0; 16];
+        self.report.join_by_type = [0; 16];
         let mut n = 0u64;
         let mut alive_s = 0.0;
         let mark = self.traffic_mark.unwrap_or(Instant::ZERO);
@@ -95,6 +143,9 @@ impl Sim {
                 let st = node.stats();
                 for (t, c) in st.sent_by_type.iter().enumerate() {
                     self.report.msgs_by_type[t] += c;
+                }
+                for (t, c) in st.joining_by_type.iter().enumerate() {
+                    self.report.join_by_type[t] += c;
                 }
                 maint += st.maintenance_msgs() - s.maint_mark.0;
                 maint_bytes += st.maintenance_bytes() - s.maint_mark.1;
@@ -107,6 +158,9 @@ impl Sim {
         let r = &mut self.report;
         for (t, c) in g.by_type.iter().enumerate() {
             r.msgs_by_type[t] += c;
+        }
+        for (t, c) in g.join_by_type.iter().enumerate() {
+            r.join_by_type[t] += c;
         }
         r.maintenance_msgs = maint + g.maint;
         r.maintenance_bytes = maint_bytes + g.maint_bytes;

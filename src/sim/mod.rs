@@ -48,6 +48,8 @@ use core::hash::Hasher;
 
 /// Latency histogram resolution: 1 ms buckets (up to 100 s).
 const LATENCY_BUCKET_US: u64 = 1_000;
+/// Stretch histogram resolution, in thousandths: buckets 0.01 wide.
+const STRETCH_BUCKET_MILLI: u64 = 10;
 
 /// Index of a node in the simulation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -77,6 +79,18 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Template for every node's configuration (`seed` and `id` are set per node).
     pub node: Config,
+    /// How a newcomer's bootstrap node is chosen.
+    pub bootstrap: Bootstrap,
+}
+
+/// How the simulator picks the node a newcomer joins through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// A uniformly random active node: finding a nearby one is the join protocol's job.
+    #[default]
+    Random,
+    /// The proximity-closest of 32 random active nodes, as the Pastry paper assumed.
+    Near,
 }
 
 impl Default for SimConfig {
@@ -86,6 +100,7 @@ impl Default for SimConfig {
             topology: Topology::Sphere,
             faults: Faults::default(),
             node: Config::default(),
+            bootstrap: Bootstrap::default(),
         }
     }
 }
@@ -111,6 +126,7 @@ struct Departed {
     node_seconds: f64,
     nodes: u64,
     by_type: [u64; 16],
+    join_by_type: [u64; 16],
 }
 
 /// A churn process: nodes arrive (Poisson) and depart after exponential sessions.
@@ -145,6 +161,8 @@ struct LookupRec {
     deliveries: u32,
     /// Reported undeliverable to its source.
     reported: bool,
+    /// Where the source sent it first.
+    first_hop: Option<NodeIdx>,
 }
 
 /// The simulator.
@@ -174,6 +192,8 @@ pub struct Sim {
     digest: FxHasher,
     buf: Vec<u8>,
     tap: Option<Tap>,
+    /// The sender of the datagram being handled (for the last hop of a delivery).
+    last_from: Option<NodeIdx>,
     /// Aggregated results.
     pub report: Report,
 }
@@ -264,10 +284,12 @@ impl Sim {
             digest: FxHasher::default(),
             buf: Vec::new(),
             tap: None,
+            last_from: None,
             report: Report {
                 latency_us: Histogram::with_width(LATENCY_BUCKET_US),
                 join_time_us: Histogram::with_width(100 * LATENCY_BUCKET_US),
                 dead_leaf_us: Histogram::with_width(100 * LATENCY_BUCKET_US),
+                stretch_milli: Histogram::with_width(STRETCH_BUCKET_MILLI),
                 ..Report::default()
             },
         }
@@ -356,6 +378,19 @@ impl Sim {
         idx
     }
 
+    /// Moves node `i` to `pos` (a scripted topology; do it before the node starts).
+    pub fn place(&mut self, i: NodeIdx, pos: Point) {
+        if let Some(s) = self.slots.get_mut(i.0 as usize) {
+            s.pos = pos;
+        }
+    }
+
+    /// The one-way latency between nodes `a` and `b` in the simulation's topology.
+    pub fn latency(&self, a: NodeIdx, b: NodeIdx) -> Duration {
+        let (pa, pb) = (self.slots[a.0 as usize].pos, self.slots[b.0 as usize].pos);
+        self.cfg.topology.latency(pa, pb)
+    }
+
     /// Starts node `i`: alone when `bootstrap` is `None`, else joining through it.
     pub fn start(&mut self, i: NodeIdx, bootstrap: Option<NodeIdx>) {
         let now = self.now;
@@ -379,19 +414,29 @@ impl Sim {
         self.pump(i);
     }
 
-    /// Adds `n` nodes, one every `gap`, each joining through a nearby active node (the first
-    /// starts alone if the overlay is empty). Runs the clock while they join.
+    /// Adds `n` nodes, one every `gap`, each joining through a bootstrap chosen as
+    /// [`SimConfig::bootstrap`] says (the first starts alone if the overlay is empty). Runs the
+    /// clock while they join.
     pub fn grow(&mut self, n: usize, gap: Duration) -> Vec<NodeIdx> {
         let mut added = Vec::with_capacity(n);
         for _ in 0..n {
             let i = self.add_node(None);
-            let boot = self.nearby_active(i);
+            let boot = self.bootstrap_for(i);
             self.start(i, boot);
             added.push(i);
             let t = self.now + gap;
             self.run_until(t);
         }
         added
+    }
+
+    /// A bootstrap for newcomer `i`, chosen as [`SimConfig::bootstrap`] says (`None` while no
+    /// node is active).
+    pub fn bootstrap_for(&mut self, i: NodeIdx) -> Option<NodeIdx> {
+        match self.cfg.bootstrap {
+            Bootstrap::Random => self.random_active(),
+            Bootstrap::Near => self.nearby_active(i),
+        }
     }
 
     /// A bootstrap for newcomer `i`, as the Pastry paper assumes one: a node near it in the
@@ -495,6 +540,9 @@ impl Sim {
         g.nodes += 1;
         for (t, c) in st.sent_by_type.iter().enumerate() {
             g.by_type[t] += c;
+        }
+        for (t, c) in st.joining_by_type.iter().enumerate() {
+            g.join_by_type[t] += c;
         }
         true
     }
@@ -631,10 +679,21 @@ impl Sim {
                     self.slots[i.0 as usize].pos,
                 );
                 if rec.src != i {
-                    self.report.stretch_sum += took.as_micros() as f64 / direct.as_micros() as f64;
-                    self.report.stretch_n += 1;
-                    self.report.path_us_sum += took.as_micros() as f64;
-                    self.report.direct_us_sum += direct.as_micros() as f64;
+                    let ratio = took.as_micros() as f64 / direct.as_micros() as f64;
+                    let r = &mut self.report;
+                    r.stretch_sum += ratio;
+                    r.stretch_n += 1;
+                    r.stretch_milli.add((ratio * 1e3) as u64);
+                    r.path_us_sum += took.as_micros() as f64;
+                    r.direct_us_sum += direct.as_micros() as f64;
+                    let hop = |a: NodeIdx, b: NodeIdx| {
+                        let (pa, pb) = (self.slots[a.0 as usize].pos, self.slots[b.0 as usize].pos);
+                        self.cfg.topology.latency(pa, pb).as_micros() as f64
+                    };
+                    let first = rec.first_hop.map_or(0.0, |f| hop(rec.src, f));
+                    let last = self.last_from.map_or(0.0, |f| hop(f, i));
+                    self.report.first_hop_us_sum += first;
+                    self.report.last_hop_us_sum += last;
                 }
                 self.report.latency_us.add(took.as_micros());
                 let _ = rec.key;
@@ -690,6 +749,7 @@ impl Sim {
                 self.digest.write_u64(now.as_micros());
                 self.digest.write_u32(to.0);
                 self.digest.write(&data);
+                self.last_from = idx_of(from);
                 if let Some(tap) = self.tap.as_mut() {
                     tap(Tapped::Received {
                         at: now,
@@ -701,6 +761,7 @@ impl Sim {
                 n.handle_datagram(now, from, &data);
                 self.report.events += 1;
                 self.pump(to);
+                self.last_from = None;
             }
             Ev::Timer(i) => {
                 let s = &mut self.slots[i.0 as usize];

@@ -113,6 +113,12 @@ pub struct Report {
     pub path_us_sum: f64,
     /// Sum of direct latencies of the stretch samples, µs.
     pub direct_us_sum: f64,
+    /// Delay stretch of each sample, in thousandths (for quantiles).
+    pub stretch_milli: Histogram,
+    /// Sum of the first hops' latencies of the stretch samples, µs.
+    pub first_hop_us_sum: f64,
+    /// Sum of the last hops' latencies of the stretch samples, µs.
+    pub last_hop_us_sum: f64,
     /// Datagrams sent.
     pub datagrams: u64,
     /// Datagrams dropped by the fault model.
@@ -127,6 +133,8 @@ pub struct Report {
     pub join_msgs: u64,
     /// Messages sent by live nodes, by wire message type number.
     pub msgs_by_type: [u64; 16],
+    /// Messages sent while joining (discovery included), by wire message type number.
+    pub join_by_type: [u64; 16],
     /// Approximate memory of live nodes, bytes.
     pub node_bytes: u64,
     /// Live nodes at collection.
@@ -148,6 +156,9 @@ pub struct Summary {
     pub rt_fill: f64,
     /// Mean filled routing-table cells.
     pub rt_entries_mean: f64,
+    /// Per (node, used row): filled cells that do not hold the proximity-closest live active
+    /// node that qualifies for them (the Pastry paper's Fig. 7 measure; NaN if not measured).
+    pub rt_non_best_per_row: f64,
     /// Leaf sets that differ from the oracle's.
     pub wrong_leaf_sets: u64,
     /// Lookups whose source was still alive at the end.
@@ -184,6 +195,22 @@ impl Report {
         } else {
             self.path_us_sum / self.direct_us_sum
         }
+    }
+
+    /// The `q` quantile of the per-lookup delay stretch (to 0.01).
+    pub fn stretch_quantile(&self, q: f64) -> f64 {
+        self.stretch_milli.quantile(q) as f64 / 1e3
+    }
+
+    /// The first hops' share of the stretch: their summed latency over the summed direct
+    /// latency (the whole path's is [`Report::stretch_of_sums`]).
+    pub fn stretch_first_hop(&self) -> f64 {
+        self.first_hop_us_sum / self.direct_us_sum
+    }
+
+    /// The last hops' share of the stretch (see [`Report::stretch_first_hop`]).
+    pub fn stretch_last_hop(&self) -> f64 {
+        self.last_hop_us_sum / self.direct_us_sum
     }
 
     /// The readable report.
@@ -230,6 +257,14 @@ impl Report {
         );
         let _ = writeln!(
             o,
+            "  stretch      p50 {:.2}, p90 {:.2}; first hop {:.3}, last hop {:.3} (of the direct latency)",
+            self.stretch_quantile(0.5),
+            self.stretch_quantile(0.9),
+            self.stretch_first_hop(),
+            self.stretch_last_hop()
+        );
+        let _ = writeln!(
+            o,
             "  joins        time to active p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             self.join_time_us.quantile(0.5) as f64 / 1e3,
             self.join_time_us.quantile(0.99) as f64 / 1e3,
@@ -257,7 +292,7 @@ impl Report {
                 "(not measured, or not within the limit)".to_string()
             }
         );
-        let _ = writeln!(o, "  tables       routing table {:.1}% of a perfect table, {:.1} entries mean; {} leaf sets differ from the oracle", s.rt_fill * 100.0, s.rt_entries_mean, s.wrong_leaf_sets);
+        let _ = writeln!(o, "  tables       routing table {:.1}% of a perfect table, {:.1} entries mean, {:.2} not the closest per row; {} leaf sets differ from the oracle", s.rt_fill * 100.0, s.rt_entries_mean, s.rt_non_best_per_row, s.wrong_leaf_sets);
         let per = |x: u64| {
             if self.node_seconds > 0.0 {
                 x as f64 / self.node_seconds
@@ -284,13 +319,17 @@ impl Report {
             "dlv-ack",
             "failed",
         ];
-        let mut by = String::new();
-        for (t, c) in self.msgs_by_type.iter().enumerate() {
-            if *c > 0 {
-                let _ = write!(by, " {}:{}", names.get(t).copied().unwrap_or("?"), c);
+        let by_type = |counts: &[u64; 16]| {
+            let mut by = String::new();
+            for (t, c) in counts.iter().enumerate() {
+                if *c > 0 {
+                    let _ = write!(by, " {}:{}", names.get(t).copied().unwrap_or("?"), c);
+                }
             }
-        }
-        let _ = writeln!(o, "  by type     {by}");
+            by
+        };
+        let _ = writeln!(o, "  by type     {}", by_type(&self.msgs_by_type));
+        let _ = writeln!(o, "  join by type{}", by_type(&self.join_by_type));
         let _ = writeln!(
             o,
             "  memory       {:.1} KiB/node (peak RSS / nodes)",
@@ -339,11 +378,16 @@ impl Report {
             log16_n: round((s.nodes.max(1) as f64).log(16.0), 4),
             stretch_mean: round(self.stretch_mean(), 4),
             stretch_of_sums: round(self.stretch_of_sums(), 4),
+            stretch_p50: round(self.stretch_quantile(0.5), 2),
+            stretch_p90: round(self.stretch_quantile(0.9), 2),
+            stretch_first_hop: round(self.stretch_first_hop(), 4),
+            stretch_last_hop: round(self.stretch_last_hop(), 4),
             latency_p50_us: self.latency_us.quantile(0.5),
             latency_p99_us: self.latency_us.quantile(0.99),
             join_msgs_per_node: round(self.join_msgs as f64 / self.joined_nodes.max(1) as f64, 2),
             rt_entries_mean: round(s.rt_entries_mean, 2),
             rt_fill: round(s.rt_fill, 4),
+            rt_non_best_per_row: round(s.rt_non_best_per_row, 4),
             wrong_leaf_sets: s.wrong_leaf_sets,
             live_source_lookups: s.live_source_lookups,
             live_source_delivered: s.live_source_delivered,
@@ -393,11 +437,16 @@ struct JsonReport {
     log16_n: f64,
     stretch_mean: f64,
     stretch_of_sums: f64,
+    stretch_p50: f64,
+    stretch_p90: f64,
+    stretch_first_hop: f64,
+    stretch_last_hop: f64,
     latency_p50_us: u64,
     latency_p99_us: u64,
     join_msgs_per_node: f64,
     rt_entries_mean: f64,
     rt_fill: f64,
+    rt_non_best_per_row: f64,
     wrong_leaf_sets: u64,
     live_source_lookups: u64,
     live_source_delivered: u64,

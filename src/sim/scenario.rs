@@ -15,6 +15,9 @@ use super::{NodeIdx, Report, Sim, SimConfig, Summary};
 use crate::rng::Rng;
 use crate::time::Duration;
 
+/// Nodes whose routing tables the oracle checks for proximity (each against every node).
+const RT_ORACLE_SAMPLE: usize = 2000;
+
 /// Churn during the lookup phase.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ChurnSpec {
@@ -92,11 +95,13 @@ impl Scenario {
         let stale_leaf_entries = sim.stale_leaf_entries();
         sim.collect_traffic();
         let (rt_fill, rt_entries_mean) = sim.routing_table_fill();
+        let rt_non_best_per_row = sim.rt_non_best_per_row(RT_ORACLE_SAMPLE);
         let summary = Summary {
             nodes: self.nodes as u64,
             lost: sim.lost_lookups(),
             rt_fill,
             rt_entries_mean,
+            rt_non_best_per_row,
             wrong_leaf_sets: sim.wrong_leaf_sets().len() as u64,
             live_source_lookups,
             live_source_delivered,
@@ -112,13 +117,14 @@ impl Scenario {
         }
     }
 
-    /// 1. Joins every node through the protocol, each through a nearby active node.
+    /// 1. Joins every node through the protocol, each through a bootstrap chosen as
+    ///    [`SimConfig::bootstrap`] says.
     fn grow(&self, sim: &mut Sim, progress: &mut dyn FnMut(&str)) {
         let gap = Duration((1e6 / self.join_rate.max(1e-3)) as u64);
         let step = (self.nodes / 10).max(1);
         for k in 0..self.nodes {
             let i = sim.add_node(None);
-            let boot = sim.nearby_active(i);
+            let boot = sim.bootstrap_for(i);
             sim.start(i, boot);
             sim.run_for(gap);
             if (k + 1) % step == 0 {

@@ -25,6 +25,14 @@ pub(crate) const LOOPBACK_US: u64 = 10;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Point([f64; 3]);
 
+impl Point {
+    /// The point `(x, y)` of the plane ([`Topology::Plane`]: 0..1000 each way, one unit is
+    /// 0.1 ms one way), for scripted topologies.
+    pub fn plane(x: f64, y: f64) -> Point {
+        Point([x, y, 0.0])
+    }
+}
+
 /// One-way latency floor (local processing, last mile).
 const FLOOR_US: f64 = 500.0;
 

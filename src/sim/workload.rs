@@ -3,10 +3,22 @@
 
 use bytes::Bytes;
 
+use super::NodeIdx;
 use super::{Ev, LookupRec, Sim, LATENCY_BUCKET_US};
 use crate::id::Id;
 use crate::sim::Histogram;
 use crate::time::Duration;
+use crate::wire::{self, Message};
+
+/// The node `msg_id` goes to first from `node`, which has just routed it: the destination of its
+/// queued `Routed` datagram (looked up without draining the queue).
+fn first_hop(node: &crate::node::Node, msg_id: u64) -> Option<NodeIdx> {
+    node.queued()
+        .find_map(|(dst, frame)| match wire::decode(frame) {
+            Ok((_, Message::Routed { msg_id: m, .. })) if m == msg_id => super::idx_of(dst),
+            _ => None,
+        })
+}
 
 impl Sim {
     /// Routes one message to a random key from a random active node, recorded for the oracle.
@@ -24,6 +36,7 @@ impl Sim {
             }
         };
         self.report.lookups += 1;
+        let first_hop = first_hop(node, msg_id);
         self.lookups.insert(
             msg_id,
             LookupRec {
@@ -32,6 +45,7 @@ impl Sim {
                 sent: now,
                 deliveries: 0,
                 reported: false,
+                first_hop,
             },
         );
         self.pump(src);
@@ -108,6 +122,9 @@ impl Sim {
         r.hops = Histogram::default();
         r.latency_us = Histogram::with_width(LATENCY_BUCKET_US);
         r.stretch_sum = 0.0;
+        r.stretch_milli = Histogram::with_width(super::STRETCH_BUCKET_MILLI);
+        r.first_hop_us_sum = 0.0;
+        r.last_hop_us_sum = 0.0;
         r.stretch_n = 0;
         r.path_us_sum = 0.0;
         r.direct_us_sum = 0.0;
