@@ -451,7 +451,9 @@ impl Store {
     }
 
     /// Routes every queued message through `node` (the driver's step 4 for a node it owns),
-    /// stopping early when the node is overloaded.
+    /// stopping early when the node is overloaded. Only for a node whose `forward` upcall does
+    /// not reach this store (the node calls `forward` from inside `route`): a driver that
+    /// shares the store with the upcall drains [`Store::poll_transmit`] first, then routes.
     pub fn flush(&mut self, now: Instant, node: &mut Node) {
         while let Some(m) = self.poll_transmit() {
             if let Err(e) = node.route(now, m.key, m.payload.clone(), m.hint) {

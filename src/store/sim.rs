@@ -113,6 +113,21 @@ impl StoreSim {
         }
     }
 
+    /// Adds `n` nodes, one every `gap`, each joining through a nearby active node (the first
+    /// starts alone), the stores working meanwhile.
+    pub fn grow(&mut self, n: usize, gap: Duration) -> Vec<NodeIdx> {
+        let mut added = Vec::with_capacity(n);
+        for _ in 0..n {
+            let i = self.sim.add_node(None);
+            self.attach();
+            let boot = self.sim.nearby_active(i);
+            self.sim.start(i, boot);
+            added.push(i);
+            self.run_for(gap);
+        }
+        added
+    }
+
     /// One round of store work at the current time.
     fn work(&mut self) {
         self.attach();
@@ -131,21 +146,48 @@ impl StoreSim {
             let idx = NodeIdx(i as u32);
             let mut st = s.lock();
             let due = st.poll_timeout().is_some_and(|t| t <= now);
-            if !due && !st.has_transmit() {
-                self.collect(idx, &mut st);
-                continue;
-            }
-            let Some(node) = self.sim.node_mut(idx) else {
-                continue;
-            };
             if due {
-                st.handle_timeout(now, node);
+                if let Some(node) = self.sim.node(idx) {
+                    st.handle_timeout(now, node);
+                }
             }
-            st.flush(now, node);
             self.collect(idx, &mut st);
+            let has = st.has_transmit();
             drop(st);
-            self.sim.pump(idx);
+            if has {
+                self.flush(idx, &s);
+            }
         }
+    }
+
+    /// Routes the store's queued messages through its node. The store is not locked while the
+    /// node routes: the node calls the store's `forward` upcall from inside `route`.
+    fn flush(&mut self, i: NodeIdx, s: &Shared) {
+        let now = self.sim.now();
+        let msgs: Vec<super::Outgoing> = {
+            let mut st = s.lock();
+            core::iter::from_fn(|| st.poll_transmit()).collect()
+        };
+        let Some(node) = self.sim.node_mut(i) else {
+            return;
+        };
+        let mut msgs = msgs.into_iter();
+        while let Some(m) = msgs.next() {
+            if let Err(e) = node.route(now, m.key, m.payload.clone(), m.hint) {
+                let mut st = s.lock();
+                if e != crate::node::RouteError::Overloaded {
+                    st.transmit_failed(m, e);
+                    continue;
+                }
+                // Back in their order: the refused one first, the rest behind it.
+                let rest: Vec<super::Outgoing> = core::iter::once(m).chain(msgs.by_ref()).collect();
+                for m in rest.into_iter().rev() {
+                    st.transmit_failed(m, e);
+                }
+                break;
+            }
+        }
+        self.sim.pump(i);
     }
 
     fn collect(&mut self, i: NodeIdx, st: &mut Store) {
@@ -197,12 +239,12 @@ impl StoreSim {
             .cloned()
             .flatten()
             .ok_or(gone.clone())?;
-        let node = self.sim.node_mut(i).ok_or(gone)?;
-        let mut st = s.lock();
-        let r = f(&mut st, now, node);
-        st.flush(now, node);
-        drop(st);
-        self.sim.pump(i);
+        let r = {
+            let node = self.sim.node(i).ok_or(gone)?;
+            f(&mut s.lock(), now, node)
+        };
+        self.collect(i, &mut s.lock());
+        self.flush(i, &s);
         r
     }
 
