@@ -439,3 +439,34 @@ fn reopening_a_disk_store_removes_torn_writes_and_corrupt_records() {
     assert_eq!(keys, vec![content_key(&good)]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_store_workload_keeps_every_object_through_churn() {
+    // 80 nodes, 800 objects, 5 minutes of churn at a 2-minute median session (about as many
+    // departures as nodes), gets throughout.
+    let mut w = pastry::store::StoreWorkload::new(80, 800);
+    w.median_session = Some(Duration::from_secs(120));
+    w.churn_for = Duration::from_secs(300);
+    w.sim.seed = 11;
+    let r = w.run(&mut |_| {});
+    eprintln!("{r:?}");
+    assert_eq!(r.puts_ok, 800);
+    assert_eq!(r.placement_after_puts.misplaced, 0);
+    assert!(r.departures > 50, "churn happened: {}", r.departures);
+    assert_eq!(
+        r.final_gets_ok, 800,
+        "every object retrievable and verified"
+    );
+    assert_eq!(r.placement_settled.lost, 0);
+    assert_eq!(
+        r.placement_settled.misplaced, 0,
+        "{:?}",
+        r.placement_settled
+    );
+    assert!(
+        r.churn_gets_ok * 1000 >= r.churn_gets * 999,
+        "{}/{}",
+        r.churn_gets_ok,
+        r.churn_gets
+    );
+}

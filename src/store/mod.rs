@@ -82,6 +82,7 @@ mod msg;
 mod record;
 mod server;
 mod sim;
+mod workload;
 
 use core::fmt;
 use std::collections::{BTreeMap, VecDeque};
@@ -92,6 +93,7 @@ pub use app::{StoreApp, StoreHandle};
 pub use backend::{Backend, DiskBackend, MemoryBackend};
 pub use record::{content_key, name_key};
 pub use sim::{Placement, StoreSim};
+pub use workload::{StoreReport, StoreWorkload};
 
 use crate::id::{Id, NodeHandle};
 use crate::node::{Event, ForwardAction, ForwardCtx, Node, RouteError};
@@ -256,6 +258,24 @@ pub struct StoreStats {
     pub digests_matched: u64,
     /// Storage backend writes that failed.
     pub io_errors: u64,
+}
+
+impl StoreStats {
+    /// Adds `o`'s counters to these.
+    pub fn add(&mut self, o: &StoreStats) {
+        self.stored += o.stored;
+        self.refused_full += o.refused_full;
+        self.handed_off += o.handed_off;
+        self.bad_replicas += o.bad_replicas;
+        self.bad_msgs += o.bad_msgs;
+        self.gets_served += o.gets_served;
+        self.gets_intercepted += o.gets_intercepted;
+        self.out_drops += o.out_drops;
+        self.sync_msgs += o.sync_msgs;
+        self.sync_bytes += o.sync_bytes;
+        self.digests_matched += o.digests_matched;
+        self.io_errors += o.io_errors;
+    }
 }
 
 /// The replicated store beside one node. See the module docs for how to drive it.

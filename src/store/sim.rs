@@ -7,6 +7,8 @@
 //! reaction is thus up to one step late (1 ms by default, below one network hop). The `forward`
 //! interception runs inside the node, at once.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,16 +18,26 @@ use super::{OpId, Outcome, Store, StoreConfig, StoreError};
 use crate::id::Id;
 use crate::node::{ForwardAction, ForwardCtx, Forwarder, Node};
 use crate::sim::{NodeIdx, Sim};
-use crate::time::Duration;
+use crate::time::{Duration, Instant};
 
 /// A store shared by its driver and the node's `forward` upcall (one thread; never contended).
 type Shared = Arc<Mutex<Store>>;
 
-struct Upcall(Shared);
+/// The `forward` upcall of node `idx`: a get it answers leaves a message in the store's queue,
+/// so the node is noted in `dirty` for the next round.
+struct Upcall {
+    store: Shared,
+    idx: u32,
+    dirty: Arc<Mutex<Vec<u32>>>,
+}
 
 impl Forwarder for Upcall {
     fn forward(&mut self, ctx: &mut ForwardCtx<'_>) -> ForwardAction {
-        self.0.lock().handle_forward(ctx)
+        let a = self.store.lock().handle_forward(ctx);
+        if a == ForwardAction::Drop {
+            self.dirty.lock().push(self.idx);
+        }
+        a
     }
 }
 
@@ -51,6 +63,13 @@ pub struct StoreSim {
     cfg: StoreConfig,
     stores: Vec<Option<Shared>>,
     outcomes: Vec<(NodeIdx, OpId, Outcome)>,
+    /// Stores whose `forward` upcall queued a message.
+    dirty: Arc<Mutex<Vec<u32>>>,
+    /// Store deadlines, `(when, node)`; an entry counts only while it equals `deadline[node]`.
+    due: BinaryHeap<Reverse<(Instant, u32)>>,
+    deadline: Vec<Option<Instant>>,
+    /// Counters of the stores of nodes that are gone.
+    departed: super::StoreStats,
     /// Virtual time between two rounds of store work.
     pub step: Duration,
 }
@@ -73,33 +92,49 @@ impl StoreSim {
             cfg,
             stores: Vec::new(),
             outcomes: Vec::new(),
+            dirty: Arc::default(),
+            due: BinaryHeap::new(),
+            deadline: Vec::new(),
+            departed: super::StoreStats::default(),
             step: Duration::from_millis(1),
         };
         s.attach();
         s
     }
 
-    /// Gives every live node without a store one (nodes created since the last step), and
-    /// forgets the stores of nodes that are gone.
+    /// Gives every node created since the last call a store.
     fn attach(&mut self) {
         let n = self.sim.len();
-        self.stores.resize_with(n, || None);
-        for i in 0..n {
+        for i in self.stores.len()..n {
             let idx = NodeIdx(i as u32);
-            match (self.sim.node_mut(idx), self.stores[i].is_some()) {
-                (Some(node), false) => {
-                    let s: Shared = Arc::new(Mutex::new(Store::new(self.cfg.clone())));
-                    node.set_forwarder(Some(Box::new(Upcall(s.clone()))));
-                    self.stores[i] = Some(s);
-                }
-                (None, true) => self.stores[i] = None,
-                _ => {}
-            }
+            let store = self.sim.node_mut(idx).map(|node| {
+                let s: Shared = Arc::new(Mutex::new(Store::new(self.cfg.clone())));
+                node.set_forwarder(Some(Box::new(Upcall {
+                    store: s.clone(),
+                    idx: i as u32,
+                    dirty: self.dirty.clone(),
+                })));
+                s
+            });
+            self.stores.push(store);
+            self.deadline.push(None);
         }
+    }
+
+    /// Forgets the store of node `i` if the node is gone (keeping its counters); whether it was.
+    fn detach_if_gone(&mut self, i: usize) -> bool {
+        if self.sim.node(NodeIdx(i as u32)).is_some() {
+            return false;
+        }
+        if let Some(s) = self.stores[i].take() {
+            self.departed.add(s.lock().stats());
+        }
+        true
     }
 
     /// Node `i`'s store, if the node is alive.
     pub fn store(&self, i: NodeIdx) -> Option<parking_lot::MutexGuard<'_, Store>> {
+        self.sim.node(i)?;
         self.stores.get(i.0 as usize)?.as_ref().map(|s| s.lock())
     }
 
@@ -128,34 +163,66 @@ impl StoreSim {
         added
     }
 
-    /// One round of store work at the current time.
+    /// One round of store work at the current time: the stores with events, with messages
+    /// queued by their `forward` upcall, or with a timer due.
     fn work(&mut self) {
         self.attach();
         let now = self.sim.now();
+        let mut touched: Vec<u32> = core::mem::take(&mut *self.dirty.lock());
         for (i, ev) in self.sim.take_events() {
             let (Some(s), Some(node)) = (self.stores[i.0 as usize].clone(), self.sim.node(i))
             else {
                 continue;
             };
             s.lock().handle_event(now, node, &ev);
+            touched.push(i.0);
         }
-        for i in 0..self.stores.len() {
-            let Some(s) = self.stores[i].clone() else {
-                continue;
-            };
-            let idx = NodeIdx(i as u32);
+        while let Some(&Reverse((t, i))) = self.due.peek() {
+            if t > now {
+                break;
+            }
+            self.due.pop();
+            if self.deadline[i as usize] == Some(t) {
+                self.deadline[i as usize] = None;
+                touched.push(i);
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for i in touched {
+            self.touch(i as usize, now);
+        }
+    }
+
+    /// Fires node `i`'s store timers if due, collects its outcomes, routes its messages and
+    /// notes its next deadline.
+    fn touch(&mut self, i: usize, now: Instant) {
+        if self.detach_if_gone(i) {
+            return;
+        }
+        let Some(s) = self.stores[i].clone() else {
+            return;
+        };
+        let idx = NodeIdx(i as u32);
+        let has = {
             let mut st = s.lock();
-            let due = st.poll_timeout().is_some_and(|t| t <= now);
-            if due {
+            if st.poll_timeout().is_some_and(|t| t <= now) {
                 if let Some(node) = self.sim.node(idx) {
                     st.handle_timeout(now, node);
                 }
             }
             self.collect(idx, &mut st);
-            let has = st.has_transmit();
-            drop(st);
-            if has {
-                self.flush(idx, &s);
+            st.has_transmit()
+        };
+        if has {
+            self.flush(idx, &s);
+        }
+        let next = s.lock().poll_timeout();
+        if next != self.deadline[i] {
+            self.deadline[i] = next;
+            if let Some(t) = next {
+                self.due.push(Reverse((t.max(now), i as u32)));
+                self.deadline[i] = Some(t.max(now));
             }
         }
     }
@@ -245,6 +312,8 @@ impl StoreSim {
         };
         self.collect(i, &mut s.lock());
         self.flush(i, &s);
+        let now = self.sim.now();
+        self.touch(i.0 as usize, now);
         r
     }
 
@@ -289,33 +358,22 @@ impl StoreSim {
         p
     }
 
-    /// Re-replication traffic so far: the stores' maintenance bytes summed over live nodes.
-    pub fn sync_bytes(&self) -> u64 {
-        self.stores
-            .iter()
-            .flatten()
-            .map(|s| s.lock().stats().sync_bytes)
-            .sum()
+    /// The counters of the live nodes' stores plus those of departed nodes.
+    pub fn stats_all(&self) -> super::StoreStats {
+        let mut t = self.departed.clone();
+        for s in self.stores.iter().flatten() {
+            t.add(s.lock().stats());
+        }
+        t
     }
 
-    /// The stores' counters summed over live nodes.
+    /// The counters of the live nodes' stores.
     pub fn stats_sum(&self) -> super::StoreStats {
         let mut t = super::StoreStats::default();
-        for s in self.stores.iter().flatten() {
-            let s = s.lock();
-            let x = s.stats();
-            t.stored += x.stored;
-            t.refused_full += x.refused_full;
-            t.handed_off += x.handed_off;
-            t.bad_replicas += x.bad_replicas;
-            t.bad_msgs += x.bad_msgs;
-            t.gets_served += x.gets_served;
-            t.gets_intercepted += x.gets_intercepted;
-            t.out_drops += x.out_drops;
-            t.sync_msgs += x.sync_msgs;
-            t.sync_bytes += x.sync_bytes;
-            t.digests_matched += x.digests_matched;
-            t.io_errors += x.io_errors;
+        for (i, s) in self.stores.iter().enumerate() {
+            if let (Some(s), Some(_)) = (s, self.sim.node(NodeIdx(i as u32))) {
+                t.add(s.lock().stats());
+            }
         }
         t
     }
