@@ -215,6 +215,29 @@ impl StoreHandle {
         r
     }
 
+    /// Starts a put of `value` under the name `name` (first put wins); `done` gets its
+    /// [`Outcome::Put`] on the loop thread. Callable from an upcall with the upcall's `node`.
+    ///
+    /// # Errors
+    /// As [`Store::put_named`].
+    pub fn put_named_from(
+        &self,
+        node: &Node,
+        name: &[u8],
+        value: &[u8],
+        done: impl FnOnce(Outcome) + Send + 'static,
+    ) -> Result<Id, StoreError> {
+        let mut r = Err(StoreError::Busy);
+        let done: Callback = Box::new(done);
+        self.start(|s, now, waiters| {
+            r = s.put_named(now, node, name, value).map(|(op, key)| {
+                waiters.insert(op, done);
+                key
+            });
+        });
+        r
+    }
+
     /// Starts a get of `key`; `done` gets its [`Outcome::Get`] on the loop thread. Callable
     /// from an upcall with the upcall's `node`.
     ///
@@ -279,6 +302,26 @@ impl StoreHandle {
         match self.blocking(timeout, move |me, node, cb| {
             me.put_from(node, value, cb).map(drop)
         })? {
+            Outcome::Put(r) => r,
+            Outcome::Get(_) => Err(StoreError::Corrupt),
+        }
+    }
+
+    /// Stores `value` under the name `name` and waits: the first put of a name wins.
+    ///
+    /// # Errors
+    /// As [`StoreHandle::put`]; [`StoreError::Conflict`] when the name holds another value.
+    pub fn put_named(
+        &self,
+        name: &[u8],
+        value: &[u8],
+        timeout: StdDuration,
+    ) -> Result<Id, StoreError> {
+        let (name, value) = (name.to_vec(), value.to_vec());
+        let put = move |me: &StoreHandle, node: &Node, cb| {
+            me.put_named_from(node, &name, &value, cb).map(drop)
+        };
+        match self.blocking(timeout, put)? {
             Outcome::Put(r) => r,
             Outcome::Get(_) => Err(StoreError::Corrupt),
         }

@@ -12,6 +12,10 @@ use crate::id::{Id, NodeHandle};
 use crate::node::Node;
 use crate::time::Instant;
 
+/// "Not found" answers after which a get gives up with [`StoreError::NotFound`] (the first may
+/// come from a new root the record is still on its way to).
+const NOT_FOUND_ANSWERS: u8 = 3;
+
 /// One operation of this node's application (or a chunk of one).
 #[derive(Debug)]
 pub(super) struct Op {
@@ -33,7 +37,8 @@ enum Kind {
     Get {
         key: Id,
         exclude: Vec<Id>,
-        not_found: bool,
+        /// "Not found" answers so far.
+        not_found: u8,
         corrupt: bool,
     },
     /// Chunks not yet sent wait in `queue`; the manifest goes last.
@@ -211,7 +216,7 @@ impl Store {
         let kind = Kind::Get {
             key,
             exclude: Vec::new(),
-            not_found: false,
+            not_found: 0,
             corrupt: false,
         };
         let id = self.new_op(now, kind, parent);
@@ -274,8 +279,17 @@ impl Store {
             return;
         }
         if st == status::NOT_FOUND {
-            // Maybe in transit to a new replica: ask again a little later.
-            *not_found = true;
+            // Maybe in transit to a new replica: ask again a little later, three times.
+            *not_found += 1;
+            if *not_found >= NOT_FOUND_ANSWERS {
+                // Only bad copies exist, or none.
+                let e = if *corrupt {
+                    StoreError::Corrupt
+                } else {
+                    StoreError::NotFound
+                };
+                return self.finish(now, op, Done::Get(Err(e)));
+            }
             *retry_at = now + crate::time::Duration(self.cfg.retry_after.as_micros() / 3);
             return;
         }
@@ -313,9 +327,7 @@ impl Store {
             if op.deadline <= now {
                 let err = match &op.kind {
                     Kind::Get { corrupt: true, .. } => StoreError::Corrupt,
-                    Kind::Get {
-                        not_found: true, ..
-                    } => StoreError::NotFound,
+                    Kind::Get { not_found, .. } if *not_found > 0 => StoreError::NotFound,
                     _ => StoreError::Timeout,
                 };
                 let done = match op.kind {
@@ -485,7 +497,7 @@ impl Store {
             let kind = Kind::Get {
                 key,
                 exclude: Vec::new(),
-                not_found: false,
+                not_found: 0,
                 corrupt: false,
             };
             let child = self.new_op(now, kind, Some((id, index)));
