@@ -9,6 +9,7 @@ pub(crate) mod output;
 pub(crate) mod ring;
 pub(crate) mod sim;
 pub(crate) mod state;
+pub(crate) mod store;
 pub(crate) mod sweep;
 pub(crate) mod text;
 
@@ -42,6 +43,11 @@ enum Command {
     /// The churn sweep: simulations at several median session times, crash-only and half
     /// graceful, as a table (or JSON lines) and an SVG plot.
     Sweep(sweep::SweepArgs),
+    /// Stores a file in the replicated store of an overlay of `pastry node --store` nodes;
+    /// prints its key.
+    Put(store::PutArgs),
+    /// Fetches an object from the replicated store by key, verified; writes it to stdout.
+    Get(store::GetArgs),
 }
 
 /// A failure of a subcommand after its arguments were accepted (exit code 1).
@@ -64,6 +70,8 @@ pub(crate) fn run() -> ExitCode {
         Some(Command::Node(a)) => node::main(&a),
         Some(Command::Sim(a)) => sim::main(&a),
         Some(Command::Sweep(a)) => sweep::main(&a),
+        Some(Command::Put(a)) => store::put(&a),
+        Some(Command::Get(a)) => store::get(&a),
         None => ring::main(&cli.ring),
     };
     logger::flush();

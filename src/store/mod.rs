@@ -103,6 +103,12 @@ use client::Op;
 use msg::StoreMsg;
 use server::RootPut;
 
+/// Whether `payload` is a store message (it decodes as one): lets an application that shares a
+/// node with a store tell the store's deliveries from its own.
+pub fn is_store_message(payload: &Bytes) -> bool {
+    StoreMsg::decode(payload).is_ok()
+}
+
 /// Largest value a put accepts: 64 MiB.
 pub const MAX_VALUE: usize = 64 << 20;
 
