@@ -88,7 +88,10 @@ impl Store {
         id
     }
 
-    fn check_room(&self, n: usize) -> Result<(), StoreError> {
+    fn check_room(&self, node: &Node, n: usize) -> Result<(), StoreError> {
+        self.cfg
+            .validate(node.config().leaf_set_size)
+            .map_err(StoreError::Config)?;
         if self.ops.len() + n > self.cfg.max_ops {
             return Err(StoreError::Busy);
         }
@@ -100,9 +103,14 @@ impl Store {
     /// larger than one payload is stored as chunks under a manifest, and the key is the
     /// manifest's.
     ///
+    /// A put fails with [`StoreError::StoreFull`] when the root or a replica had no room; the
+    /// copies that were taken stay (an immutable object is the same wherever it lies) and the
+    /// digest exchange treats them as any other.
+    ///
     /// # Errors
     /// [`StoreError::TooLarge`] above [`MAX_VALUE`]; [`StoreError::Busy`] when
-    /// [`super::StoreConfig::max_ops`] operations are in flight.
+    /// [`super::StoreConfig::max_ops`] operations are in flight; [`StoreError::Config`] when
+    /// the configuration does not fit the node.
     pub fn put(
         &mut self,
         now: Instant,
@@ -117,7 +125,7 @@ impl Store {
         }
         let max = Store::max_record(node) - 1;
         if value.len() <= max {
-            self.check_room(1)?;
+            self.check_room(node, 1)?;
             let (key, record) = record::content(&value);
             let id = self.start_put(now, node, key, record, None);
             return Ok((OpId(id), key));
@@ -132,7 +140,7 @@ impl Store {
         if manifest.len() > max + 1 {
             return Err(StoreError::TooLarge);
         }
-        self.check_room(1 + self.cfg.window)?;
+        self.check_room(node, 1 + self.cfg.window)?;
         let queue = chunks
             .into_iter()
             .zip(keys)
@@ -169,7 +177,7 @@ impl Store {
         if record.len() > Store::max_record(node) {
             return Err(StoreError::TooLarge);
         }
-        self.check_room(1)?;
+        self.check_room(node, 1)?;
         let id = self.start_put(now, node, key, record, None);
         Ok((OpId(id), key))
     }
@@ -208,7 +216,7 @@ impl Store {
     pub fn get(&mut self, now: Instant, node: &Node, key: Id) -> Result<OpId, StoreError> {
         self.now = now;
         self.me_handle = Some(node.handle());
-        self.check_room(1)?;
+        self.check_room(node, 1)?;
         Ok(OpId(self.start_get(now, node, key, None)))
     }
 

@@ -194,6 +194,8 @@ pub enum StoreError {
     Busy,
     /// The node refused to route the request.
     Route(RouteError),
+    /// The [`StoreConfig`] does not fit the node (see [`StoreConfig::validate`]).
+    Config(&'static str),
 }
 
 impl fmt::Display for StoreError {
@@ -207,6 +209,7 @@ impl fmt::Display for StoreError {
             StoreError::Corrupt => f.write_str("every answer failed verification"),
             StoreError::Busy => f.write_str("too many operations in flight"),
             StoreError::Route(e) => write!(f, "route refused: {e}"),
+            StoreError::Config(e) => write!(f, "bad store configuration: {e}"),
         }
     }
 }
