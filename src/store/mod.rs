@@ -15,7 +15,8 @@
 //!   [`StoreConfig::sync_period`]), a node sends each neighbour it shares keys with a digest (a
 //!   hash over the sorted keys both should hold); only when digests differ are key lists
 //!   exchanged and the missing records pushed or fetched. A node that is no longer among a
-//!   key's replicas offers the key to those that are and drops its copy two periods later.
+//!   key's replicas offers the key to those that are, and drops its copy once every one of
+//!   them has confirmed holding it.
 //! - **Retrieval.** A get is routed toward the key; the first node on the path that holds the
 //!   key answers directly to the requester from its `forward` upcall (as PAST does). A root
 //!   without a copy relays the get to the other replicas. A get without an answer ends in
@@ -304,8 +305,8 @@ pub struct Store {
     sync_at: Option<Instant>,
     /// This node (known from the first call that passes the node).
     me_handle: Option<NodeHandle>,
-    /// Keys held here whose replica set no longer includes this node: sync rounds since.
-    handoff: BTreeMap<Id, u8>,
+    /// Keys held here whose replica set no longer includes this node.
+    handoff: BTreeMap<Id, server::Handoff>,
     stats: StoreStats,
 }
 
@@ -550,6 +551,7 @@ impl Store {
             StoreMsg::KeyList { more, keys } => self.on_key_list(node, from, more, &keys),
             StoreMsg::Fetch { keys } => self.on_fetch(from, &keys),
             StoreMsg::Offer { keys } => self.on_offer(node, from, &keys),
+            StoreMsg::Have { keys } => self.on_have(from, &keys),
         }
     }
 

@@ -68,6 +68,8 @@ pub(crate) enum StoreMsg {
     Fetch { keys: Vec<Id> },
     /// I hold these records but am no longer among their replicas: fetch the ones you lack.
     Offer { keys: Vec<Id> },
+    /// The answer to an offer: of the keys offered, those the sender holds.
+    Have { keys: Vec<Id> },
 }
 
 /// Why bytes did not decode.
@@ -85,6 +87,7 @@ mod ty {
     pub(super) const KEY_LIST: u8 = 8;
     pub(super) const FETCH: u8 = 9;
     pub(super) const OFFER: u8 = 10;
+    pub(super) const HAVE: u8 = 11;
 }
 
 fn put_handle(out: &mut Vec<u8>, h: &NodeHandle) {
@@ -197,6 +200,10 @@ impl StoreMsg {
                 out.put_u8(ty::OFFER);
                 put_keys(&mut out, keys);
             }
+            StoreMsg::Have { keys } => {
+                out.put_u8(ty::HAVE);
+                put_keys(&mut out, keys);
+            }
         }
         Bytes::from(out)
     }
@@ -259,6 +266,9 @@ impl StoreMsg {
             ty::OFFER => StoreMsg::Offer {
                 keys: r.keys(MAX_KEYS)?,
             },
+            ty::HAVE => StoreMsg::Have {
+                keys: r.keys(MAX_KEYS)?,
+            },
             _ => return Err(BadMsg),
         };
         if r.pos != buf.len() {
@@ -283,6 +293,7 @@ impl StoreMsg {
                 | StoreMsg::KeyList { .. }
                 | StoreMsg::Fetch { .. }
                 | StoreMsg::Offer { .. }
+                | StoreMsg::Have { .. }
                 | StoreMsg::Replicate { tag: 0, .. }
         )
     }
@@ -404,6 +415,7 @@ mod tests {
             },
             StoreMsg::Fetch { keys: vec![Id(4)] },
             StoreMsg::Offer { keys: vec![] },
+            StoreMsg::Have { keys: vec![Id(3)] },
         ]
     }
 
@@ -441,7 +453,7 @@ mod tests {
                 v[0] = VERSION;
             }
             if n > 1 {
-                v[1] = (rng.below(11)) as u8;
+                v[1] = (rng.below(13)) as u8;
             }
             let _ = StoreMsg::decode(&Bytes::from(v));
         }

@@ -16,8 +16,19 @@ const MAX_ROOT_PUTS: usize = 4096;
 const ROOT_WAIT: Duration = Duration::from_secs(5);
 /// Most records pushed to one neighbour per message received.
 const PUSH_CAP: usize = 256;
-/// Sync rounds a key stays after this node left its replica set (offered in the first).
+/// Sync rounds a key stays after this node left its replica set when it is outside the leaf
+/// set's range (re-inserted through its root, unconfirmed).
 const HANDOFF_ROUNDS: u8 = 2;
+/// Most confirmations remembered per handed-off key.
+const MAX_CONFIRMED: usize = 16;
+
+/// A key this node holds but is no longer among the replicas of.
+#[derive(Debug, Default)]
+pub(super) struct Handoff {
+    rounds: u8,
+    /// Nodes that confirmed holding the key (`Have`).
+    confirmed: Vec<Id>,
+}
 
 /// A put this node is the root of, waiting for its replicas.
 #[derive(Debug)]
@@ -293,17 +304,18 @@ impl Store {
                 }
                 continue;
             }
-            let rounds = self.handoff.entry(key).or_insert(0);
-            *rounds += 1;
-            if *rounds == 1 {
-                for h in rs {
-                    match offers.iter_mut().find(|(p, _)| p.id == h.id) {
-                        Some((_, v)) => v.push(key),
-                        None => offers.push((h, vec![key])),
-                    }
-                }
-            } else if *rounds > HANDOFF_ROUNDS {
+            // Dropped once every current replica confirmed holding it; offered to the others.
+            let h = self.handoff.entry(key).or_default();
+            h.rounds = h.rounds.saturating_add(1);
+            if rs.iter().all(|r| h.confirmed.contains(&r.id)) {
                 drops.push(key);
+                continue;
+            }
+            for r in rs.into_iter().filter(|r| !h.confirmed.contains(&r.id)) {
+                match offers.iter_mut().find(|(p, _)| p.id == r.id) {
+                    Some((_, v)) => v.push(key),
+                    None => offers.push((r, vec![key])),
+                }
             }
         }
         for key in drops {
@@ -322,9 +334,9 @@ impl Store {
                 self.send(Some(key), None, &m);
                 self.stats.sync_msgs += 1;
             }
-            let rounds = self.handoff.entry(key).or_insert(0);
-            *rounds += 1;
-            if *rounds > HANDOFF_ROUNDS {
+            let h = self.handoff.entry(key).or_default();
+            h.rounds = h.rounds.saturating_add(1);
+            if h.rounds > HANDOFF_ROUNDS {
                 self.drop_record(key);
                 self.stats.handed_off += 1;
             }
@@ -414,6 +426,14 @@ impl Store {
         if !node.is_active() {
             return;
         }
+        let held: Vec<Id> = keys
+            .iter()
+            .copied()
+            .filter(|k| self.index.contains_key(k))
+            .collect();
+        if !held.is_empty() {
+            self.direct(from, &StoreMsg::Have { keys: held });
+        }
         let want: Vec<Id> = keys
             .iter()
             .copied()
@@ -421,6 +441,19 @@ impl Store {
             .collect();
         if !want.is_empty() {
             self.direct(from, &StoreMsg::Fetch { keys: want });
+        }
+    }
+}
+
+impl Store {
+    /// A neighbour confirms holding keys this node offered.
+    pub(super) fn on_have(&mut self, from: NodeHandle, keys: &[Id]) {
+        for k in keys {
+            if let Some(h) = self.handoff.get_mut(k) {
+                if !h.confirmed.contains(&from.id) && h.confirmed.len() < MAX_CONFIRMED {
+                    h.confirmed.push(from.id);
+                }
+            }
         }
     }
 }
