@@ -17,6 +17,7 @@
 //! | [`node`] | the sans-IO state machine: join, routing with hop acks, maintenance, repair |
 //! | [`sim`] | a deterministic discrete-event simulator driving many nodes, with a global oracle |
 //! | [`runtime`] | real UDP sockets: a mio event loop, the Rust API ([`Runtime`], [`Handle`], [`Application`]) |
+//! | [`store`] | a PAST-style replicated store of immutable objects, on the KBR API only |
 //! | [`ffi`] | the stable C ABI (`include/pastry.h`) |
 //!
 //! ## One run-loop contract
@@ -82,6 +83,7 @@ pub mod router;
 pub mod routing_table;
 pub mod runtime;
 pub mod sim;
+pub mod store;
 pub mod time;
 pub mod util;
 pub mod wire;

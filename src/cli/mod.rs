@@ -11,6 +11,7 @@ pub(crate) mod proximity;
 pub(crate) mod ring;
 pub(crate) mod sim;
 pub(crate) mod state;
+pub(crate) mod store;
 pub(crate) mod sweep;
 pub(crate) mod text;
 
@@ -50,6 +51,11 @@ enum Command {
     /// Proximity against N: delay stretch and routing-table quality, plane and sphere, random
     /// bootstraps; a table (or JSON lines) and an SVG plot.
     Proximity(proximity::ProximityArgs),
+    /// Stores a file in the replicated store of an overlay of `pastry node --store` nodes;
+    /// prints its key.
+    Put(store::PutArgs),
+    /// Fetches an object from the replicated store by key, verified; writes it to stdout.
+    Get(store::GetArgs),
 }
 
 /// A failure of a subcommand after its arguments were accepted (exit code 1).
@@ -74,6 +80,8 @@ pub(crate) fn run() -> ExitCode {
         Some(Command::Sweep(a)) => sweep::main(&a),
         Some(Command::Amplification(a)) => amplification::main(&a),
         Some(Command::Proximity(a)) => proximity::main(&a),
+        Some(Command::Put(a)) => store::put(&a),
+        Some(Command::Get(a)) => store::get(&a),
         None => ring::main(&cli.ring),
     };
     logger::flush();

@@ -110,6 +110,9 @@ pub(crate) struct NodeArgs {
     /// How often the state file is saved.
     #[arg(long = "state-every", value_name = "TIME", default_value = "30s", value_parser = args::secs)]
     state_every: StdDuration,
+    /// Host a share of the replicated store (in memory), for `pastry put` / `pastry get`.
+    #[arg(long)]
+    store: bool,
 }
 
 /// `--metrics`: an address, or a port on loopback.
@@ -264,13 +267,20 @@ impl Out {
     }
 }
 
-/// The application of a stand-alone node: reports deliveries and leaf-set changes.
+/// The application of a stand-alone node: reports deliveries and leaf-set changes, and with
+/// `--store` passes the store's messages to its share of the store.
 struct NodeApp {
     out: Arc<Out>,
+    store: Option<pastry::store::StoreApp>,
 }
 
 impl Application for NodeApp {
     fn deliver(&mut self, node: &Node, msg: Delivery) {
+        if let Some(s) = self.store.as_mut() {
+            if pastry::store::is_store_message(&msg.payload) {
+                return s.deliver(node, msg);
+            }
+        }
         self.out.say(&Line::Delivered {
             key: msg.key.to_string(),
             payload: String::from_utf8_lossy(&msg.payload).into_owned(),
@@ -279,7 +289,21 @@ impl Application for NodeApp {
             msg_id: msg.msg_id,
         });
     }
+    fn forward(&mut self, ctx: &mut pastry::node::ForwardCtx<'_>) -> pastry::node::ForwardAction {
+        match self.store.as_mut() {
+            Some(s) => s.forward(ctx),
+            None => pastry::node::ForwardAction::Forward,
+        }
+    }
+    fn joined(&mut self, node: &Node) {
+        if let Some(s) = self.store.as_mut() {
+            s.joined(node);
+        }
+    }
     fn update(&mut self, node: &Node, peer: NodeHandle, joined: bool) {
+        if let Some(s) = self.store.as_mut() {
+            s.update(node, peer, joined);
+        }
         let sign = if joined { '+' } else { '-' };
         log::info!("node {}: leaf set {sign} {peer}", short(node.id()));
         self.out.say(&Line::Update {
@@ -330,9 +354,21 @@ pub(crate) fn main(a: &NodeArgs) -> Result<(), Failure> {
     });
     let saved = a.state_file.as_deref().and_then(state::load);
     let rt = Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let h = rt
-        .add_node(config(a), NodeApp { out: out.clone() })
-        .map_err(|e| e.to_string())?;
+    let (store, store_handle) = match a.store {
+        true => {
+            let (app, h) = pastry::store::StoreApp::new(pastry::store::StoreConfig::default());
+            (Some(app), Some(h))
+        }
+        false => (None, None),
+    };
+    let app = NodeApp {
+        out: out.clone(),
+        store,
+    };
+    let h = rt.add_node(config(a), app).map_err(|e| e.to_string())?;
+    if let Some(s) = store_handle {
+        s.bind(h.clone());
+    }
     out.say(&Line::Ready {
         id: h.id().to_string(),
         addr: h.addr(),
