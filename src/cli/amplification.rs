@@ -16,14 +16,23 @@ use super::{args, out, Failure};
 #[derive(Debug, Args)]
 pub(crate) struct AmplificationArgs {
     /// Datagrams of each attack in the flood run.
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = RangedU64ValueParser::<u64>::new().range(1..=100_000))]
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = RangedU64ValueParser::<u64>::new().range(1..=10_000))]
     flood: u64,
-    /// Time between two datagrams of the flood (a bare number is milliseconds).
-    #[arg(long, value_name = "TIME", default_value = "1ms", value_parser = args::millis)]
+    /// Time between two datagrams of the flood, 1us..=1s (a bare number is milliseconds).
+    #[arg(long, value_name = "TIME", default_value = "1ms", value_parser = gap)]
     gap: std::time::Duration,
     /// One JSON object per attack, one per line.
     #[arg(long)]
     json: bool,
+}
+
+/// `--gap`: a duration of 1 µs to 1 s (the simulated flood stays short).
+fn gap(s: &str) -> Result<std::time::Duration, String> {
+    let d = args::millis(s)?;
+    if d < std::time::Duration::from_micros(1) || d > std::time::Duration::from_secs(1) {
+        return Err(format!("{s}: the gap must be 1us..=1s"));
+    }
+    Ok(d)
 }
 
 /// One row of the table.

@@ -61,8 +61,8 @@ pub(crate) fn id(s: &str) -> Result<Id, String> {
         .map_err(|e| format!("{e} (expected 32 hex digits)"))
 }
 
-/// A size in bytes: a whole number with an optional unit (`B`, `KiB`, `MiB`, `GiB`; `k`, `M`,
-/// `G` are taken as the binary units too): `8MiB`, `512k`, `1048576`.
+/// A size in bytes: a whole number with an optional binary unit (`B`; `K`, `k`, `KiB`, `kB`;
+/// `M`, `MiB`, `MB`; `G`, `GiB`, `GB`: all powers of 1024): `8MiB`, `512k`, `1048576`.
 pub(crate) fn bytes(s: &str) -> Result<usize, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
@@ -78,6 +78,18 @@ pub(crate) fn bytes(s: &str) -> Result<usize, String> {
     };
     n.checked_mul(mul)
         .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// A node's byte budget: a size ([`bytes`]) of at least 256 KiB.
+pub(crate) fn buffer_bytes(s: &str) -> Result<usize, String> {
+    let n = bytes(s)?;
+    if n < pastry::node::MIN_BUFFER_BYTES {
+        return Err(format!(
+            "{n} bytes is below the minimum of {} (256KiB)",
+            pastry::node::MIN_BUFFER_BYTES
+        ));
+    }
+    Ok(n)
 }
 
 /// The digit width `b`: 1, 2 or 4.
@@ -144,6 +156,7 @@ mod tests {
         assert_eq!(bytes("8MiB"), Ok(8 << 20));
         assert_eq!(bytes("512k"), Ok(512 << 10));
         assert_eq!(bytes("1048576"), Ok(1 << 20));
+        assert!(buffer_bytes("255KiB").is_err() && buffer_bytes("256KiB").is_ok());
         for bad in ["", "MiB", "8 XB", "-1", "99999999999999999999G"] {
             assert!(bytes(bad).is_err(), "{bad}");
         }

@@ -87,10 +87,10 @@ pub(crate) struct NodeArgs {
     /// to 60 s, jittered); default: retry as long as the process runs.
     #[arg(long = "join-retries", value_name = "N")]
     join_retries: Option<u32>,
-    /// The node's byte budget for buffered messages and queued datagrams (at least 256KiB):
-    /// beyond it routes are refused and traffic passing through is dropped, so no flood grows
-    /// the node's memory past it.
-    #[arg(long = "max-buffer", value_name = "BYTES", default_value = "8MiB", value_parser = args::bytes)]
+    /// The node's byte budget for buffered messages and queued datagrams (at least 256KiB;
+    /// units B, K/KiB/kB, M/MiB/MB, G/GiB/GB, all binary): beyond it routes are refused and
+    /// traffic passing through is dropped, so no flood grows the node's memory past it.
+    #[arg(long = "max-buffer", value_name = "BYTES", default_value = "8MiB", value_parser = args::buffer_bytes)]
     max_buffer: usize,
     /// Output JSON lines instead of the text protocol.
     #[arg(long)]

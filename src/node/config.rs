@@ -138,9 +138,10 @@ impl fmt::Display for ConfigError {
                 write!(f, "max payload {n}: at most {MAX_PAYLOAD_LIMIT} bytes")
             }
             ConfigError::Timers => f.write_str("timers must be non-zero and rto_min <= rto_max"),
-            ConfigError::Limits => {
-                f.write_str("queue, probe, hop and attempt limits must be non-zero")
-            }
+            ConfigError::Limits => f.write_str(
+                "queue, probe, hop and attempt limits must be non-zero, delivery attempts \
+                     1..=4, and the byte budget at least 256 KiB",
+            ),
         }
     }
 }

@@ -32,6 +32,10 @@ use crate::wire::{Message, MessageType};
 /// Bytes a node may send to an unvalidated address per byte received from it (QUIC's factor).
 pub const AMPLIFICATION: u64 = 3;
 
+/// The `sent_at` of an address-validation ping (never a real timestamp): it asks only for the
+/// echo of its nonce, and a joining node answers it even before it answers probes.
+pub const VALIDATION_PING: u64 = u64::MAX;
+
 /// Most unvalidated addresses whose bytes in and out are tracked.
 const LEDGER_CAP: usize = 4096;
 /// A ledger entry idle this long may be forgotten (its credit with it).
@@ -366,8 +370,13 @@ impl Node {
             | MessageType::Routed
             | MessageType::DeliveryAck
             | MessageType::Undeliverable => true,
-            // Our own join's first request (a forwarded one goes to a table member).
-            MessageType::JoinRequest if self.phase == super::Phase::Joining => true,
+            // Our own join's first request (a forwarded one goes to a table member), and the
+            // row requests of its nearest-node walk (at most 10 a join, see `discovery`).
+            MessageType::JoinRequest | MessageType::RowRequest
+                if self.phase == super::Phase::Joining =>
+            {
+                true
+            }
             _ => self.guard.spend(dst, len),
         };
         if !allowed {
@@ -422,10 +431,13 @@ impl Node {
 
     fn send_validation(&mut self, now: Instant, addr: SocketAddr, nonce: u64) {
         // `active: false`: a validation says nothing about membership (the receiver does not
-        // take us as a holder or candidate because of it).
+        // take us as a holder or candidate because of it). `sent_at` [`VALIDATION_PING`]
+        // marks it, so a newcomer that answers no probe yet answers it (a join path checks the
+        // joiner's address with it).
+        let _ = now;
         let ping = Message::Ping {
             nonce,
-            sent_at: now.as_micros(),
+            sent_at: VALIDATION_PING,
             active: false,
         };
         self.send(addr, &ping);

@@ -198,6 +198,8 @@ pub(super) struct MaintState {
     exchange_every: u32,
     /// Outstanding probes, one per target.
     pub(super) probes: Probes,
+    /// The row asker being offered as a candidate right now (see `contact_or_listed_probe`).
+    asking: Option<Id>,
     /// Nodes that recently pinged us as active members or asked for our leaf set: they hold us
     /// in their leaf sets (maybe since a moment ago, before we hold them), so a graceful leave
     /// tells them too. Bounded (see [`Node::note_holder`]).
@@ -274,8 +276,21 @@ impl Node {
         own_datagram: bool,
         force: bool,
     ) {
-        if !own_datagram {
+        // (A joiner's contacts are the nodes of its join path, which it must measure to join:
+        // it probes them as it did before it had any credit rule.)
+        // A row asker (an active node that asked us for a row: its table may be worth
+        // measuring, see `on_row_request`) is probed like a named node, one exchange at a time,
+        // and not while its address is silent; not charged, so proximity tables keep converging.
+        let asker = own_datagram && self.maint.asking == Some(h.id);
+        if asker && self.guard.is_silent(now, h.addr) {
+            self.stats.probe_drops += 1;
+            return;
+        }
+        if !own_datagram || asker || self.phase == Phase::Joining {
             self.probe(now, h, kind, force);
+            if let Some(p) = self.maint.probes.get_mut(&h.id).filter(|_| own_datagram) {
+                p.contacted = true;
+            }
             return;
         }
         if !self.validated_addr(h.addr) && !self.guard.can_spend(h.addr, PROBE_BYTES) {
@@ -670,10 +685,6 @@ impl Node {
         if self.phase != Phase::Active {
             return;
         }
-        // (A would-be leaf was offered already by its datagram, as a contact.)
-        if !self.knows(from.id) && !self.leaf.would_accept(from.id) {
-            self.candidate(now, from, Offered::RowAsker);
-        }
         let nodes: Vec<NodeHandle> = self
             .rt
             .row(usize::from(row))
@@ -684,6 +695,13 @@ impl Node {
             row: RowEntries { row, nodes },
         };
         self.send(from.addr, &msg);
+        // (A would-be leaf was offered already by its datagram, as a contact.) Measured after
+        // it has its answer: both are paid for out of what it sent (see `guard`).
+        if !self.knows(from.id) && !self.leaf.would_accept(from.id) {
+            self.maint.asking = Some(from.id);
+            self.candidate(now, from, Offered::RowAsker);
+            self.maint.asking = None;
+        }
     }
 
     pub(super) fn on_row_reply(&mut self, now: Instant, from: NodeHandle, row: RowEntries) {

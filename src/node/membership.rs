@@ -127,8 +127,8 @@ impl Node {
         if self.validated(from) {
             return true;
         }
+        self.stats.unproven_reports += 1;
         if let Some(p) = self.peers.get(&from.id) {
-            self.stats.unproven_reports += 1;
             let known = NodeHandle::new(from.id, p.addr);
             self.probe(now, known, ProbeKind::Ping, true);
         }
@@ -149,6 +149,7 @@ impl Node {
     /// or silence, decides).
     pub(super) fn on_failed_report(&mut self, now: Instant, from: NodeHandle, node: NodeHandle) {
         if !self.validated(from) || node.id == self.me.id || !self.validated(node) {
+            self.stats.unproven_reports += 1;
             return;
         }
         if !self.maint.probes.contains_key(&node.id) {

@@ -52,7 +52,7 @@ use bytes::Bytes;
 pub use config::{
     Config, ConfigError, DEFAULT_MAX_BUFFER_BYTES, MAX_PAYLOAD_LIMIT, MIN_BUFFER_BYTES,
 };
-pub use guard::AMPLIFICATION;
+pub use guard::{AMPLIFICATION, VALIDATION_PING};
 pub use routing::{ForwardAction, ForwardCtx, Forwarder, RouteError};
 
 use crate::id::{Id, NodeHandle};
@@ -502,10 +502,12 @@ impl Node {
             // must not enter any before (it would be handed messages and joins it cannot
             // route): it proves its address to nobody, though the nodes it asked for rows while
             // looking for a nearby one (see `discovery`) may try to measure it.
-            // Validation pings (`active: false`: a join path checking the joiner's address, see
-            // `guard`) are answered: they admit nobody anywhere.
-            Message::Ping { active: true, .. }
-                if self.phase == Phase::Joining && !self.join.announced => {}
+            // Validation pings (a join path checking the joiner's address, see `guard`) are
+            // answered: they admit nobody anywhere.
+            Message::Ping { sent_at, .. }
+                if sent_at != guard::VALIDATION_PING
+                    && self.phase == Phase::Joining
+                    && !self.join.announced => {}
             Message::Ping { nonce, sent_at, .. } => {
                 self.send(from.addr, &Message::Pong { nonce, sent_at })
             }

@@ -387,7 +387,11 @@ impl Node {
 
     /// The root acknowledged a message we sent.
     pub(super) fn on_delivery_ack(&mut self, now: Instant, msg_id: u64) {
-        if let Some(rec) = self.routing.sent.remove(&msg_id) {
+        let Some(rec) = self.routing.sent.remove(&msg_id) else {
+            self.stats.unsolicited += 1;
+            return;
+        };
+        {
             // Karn: only a message sent once gives an unambiguous sample.
             if rec.attempts == 1 {
                 let rtt = (now - rec.first_sent)
@@ -407,6 +411,8 @@ impl Node {
                 key,
                 reason,
             });
+        } else {
+            self.stats.unsolicited += 1;
         }
     }
 
@@ -467,14 +473,22 @@ impl Node {
         }
         // The limits hold on every path, direct sends included: a frame is checked here, not
         // trusted to have been checked by its sender.
+        // Its source hears of it only when it came from a peer we hold (a frame breaking the
+        // limits from anywhere else is forged or broken, and a report to the source it names
+        // would be a second datagram to a stranger for one received).
+        let report = self.validated_addr(from.addr);
         if msg.payload.len() > self.cfg.max_payload {
             self.stats.limit_drops += 1;
-            self.report_undeliverable(now, &msg, undeliverable_reason::DROPPED);
+            if report {
+                self.report_undeliverable(now, &msg, undeliverable_reason::DROPPED);
+            }
             return;
         }
         if msg.hops >= self.cfg.max_hops {
             self.stats.limit_drops += 1;
-            self.report_undeliverable(now, &msg, undeliverable_reason::HOP_LIMIT);
+            if report {
+                self.report_undeliverable(now, &msg, undeliverable_reason::HOP_LIMIT);
+            }
             return;
         }
         if flags.direct() {
@@ -642,7 +656,10 @@ impl Node {
         let k = (msg_id, hops);
         match self.routing.pending.get(&k) {
             Some(p) if p.dst.id == from.id => {}
-            _ => return,
+            _ => {
+                self.stats.unsolicited += 1;
+                return;
+            }
         }
         let Some(p) = self.routing.pending.remove(&k) else {
             return;
