@@ -403,11 +403,7 @@ fn churn_sweep_prints_json_lines_and_draws_its_plot() {
         "--svg",
         svg.to_str().unwrap(),
     ]);
-    json_tool(&out, true);
-    let rows: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&out);
     // No churn, then two sessions crash-only and two half graceful.
     assert_eq!(rows.len(), 5, "{out}");
     assert!(rows[0]["median_session_s"].is_null());
@@ -436,11 +432,7 @@ fn proximity_prints_json_lines_and_draws_its_plot() {
         "--svg",
         svg.to_str().unwrap(),
     ]);
-    json_tool(&out, true);
-    let rows: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&out);
     // Two sizes on the plane, then on the sphere.
     assert_eq!(rows.len(), 4, "{out}");
     assert_eq!(
@@ -723,11 +715,7 @@ fn a_restarted_node_rejoins_through_its_saved_peers_when_its_bootstrap_is_down()
 #[test]
 fn amplification_table_prints_one_json_line_per_attack() {
     let out = run_ok(&["amplification", "--flood", "20", "--json"]);
-    json_tool(&out, true);
-    let rows: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&out);
     assert_eq!(rows.len(), pastry::sim::hostile::attacks().len(), "{out}");
     for r in &rows {
         assert!(r["single_bytes_ratio"].as_f64().unwrap() <= 3.0, "{r}");
@@ -735,4 +723,12 @@ fn amplification_table_prints_one_json_line_per_attack() {
     }
     let text = run_ok(&["amplification", "--flood", "5"]);
     assert!(text.starts_with("attack"), "{text}");
+}
+
+/// `out` as JSON lines (checked by Python's json.tool too), one value per line.
+fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    json_tool(out, true);
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
