@@ -366,3 +366,32 @@ fn a_strangers_request_is_answered_before_it_is_probed() {
     let out: Vec<Message> = c.outside.drain(..).map(|d| decoded(&d)).collect();
     assert!(matches!(out[..], [Message::RowReply { .. }]), "{out:?}");
 }
+
+#[test]
+fn ignored_replies_and_reports_are_counted() {
+    // Every drop has a counter (an outside tester flooded unknown acks, delivery acks,
+    // undeliverables and strangers' leaves, and no counter moved).
+    let mut c = settled(3);
+    let stranger = Id(ids(3)[0].0 + 5);
+    let before = c.node(0).stats().clone();
+    let frames = [
+        Message::Ack { msg_id: 1, hops: 1 },
+        Message::DeliveryAck { msg_id: 2 },
+        Message::Undeliverable {
+            msg_id: 3,
+            key: stranger,
+            reason: 1,
+        },
+    ];
+    for m in &frames {
+        c.inject(0, attacker(), &frame(stranger, m));
+    }
+    c.inject(
+        0,
+        attacker(),
+        &frame(stranger, &Message::Leave { leaf_set: vec![] }),
+    );
+    let after = c.node(0).stats();
+    assert_eq!(after.unsolicited - before.unsolicited, 3);
+    assert_eq!(after.unproven_reports - before.unproven_reports, 1);
+}
